@@ -1,0 +1,152 @@
+"""The one class the app and the CLI use: a checked bundle, two ORT sessions, and the search."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from captioner.bundle import Bundle, load_bundle
+from captioner.errors import BundleError, CaptionerError
+from captioner.images import load_image, preprocess_batch
+from captioner.search import Hypothesis, SearchConfig, beam_search
+from captioner.session import choose_providers, make_session
+
+
+@dataclass
+class CaptionResult:
+    text: str
+    words: list[str]
+    score: float  # length-normalised log-probability of the best caption
+    alternatives: list[tuple[str, float]]  # n-best (text, score), best first
+    attention: np.ndarray  # (len(words), grid_h, grid_w): where the model looked per word
+
+
+@dataclass(frozen=True)
+class CaptionOptions:
+    beam_size: int = 3
+    max_length: int | None = None  # None: the bundle's own limit
+    n_best: int = 5
+    block_repeats: bool = True
+
+
+class Captioner:
+    """Loads a bundle once and captions PIL images, arrays or files, in batches."""
+
+    def __init__(self, bundle: str | Path | Bundle, provider: str = "auto",
+                 variant: str = "auto", decoder_threads: int = 1) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        manifest = self.bundle.manifest
+        self.variant = manifest.default_variant if variant == "auto" else variant
+        if self.variant not in manifest.variants:
+            raise BundleError(f"bundle {manifest.name} has no {self.variant!r} variant "
+                              f"(it has {', '.join(manifest.variants)})")
+        providers = choose_providers(provider)
+        self.provider = "cuda" if providers[0].startswith("CUDA") else "cpu"
+        encoder_path, decoder_path = self.bundle.graph_paths(self.variant)
+        self.encoder = make_session(encoder_path, providers)
+        self.decoder = make_session(decoder_path, providers, threads=decoder_threads)
+        self._check_graphs()
+
+    @property
+    def name(self) -> str:
+        return self.bundle.manifest.name
+
+    @property
+    def input_size(self) -> int:
+        return self.bundle.manifest.input_spec.size
+
+    def _check_graphs(self) -> None:
+        """Refuse a bundle whose vocabulary or input size does not fit its graphs."""
+        manifest = self.bundle.manifest
+        vocab_out = self.decoder.get_outputs()[0].shape[-1]
+        if isinstance(vocab_out, int) and vocab_out != len(self.bundle.vocab):
+            raise BundleError(f"bundle {manifest.name}: the decoder writes {vocab_out} words but "
+                              f"vocab.json has {len(self.bundle.vocab)}")
+        size = self.encoder.get_inputs()[0].shape[-1]
+        if isinstance(size, int) and size != manifest.input_spec.size:
+            raise BundleError(f"bundle {manifest.name}: encoder expects {size} px images but the "
+                              f"manifest says {manifest.input_spec.size}")
+
+    def _step(self, token: np.ndarray, h: np.ndarray, c: np.ndarray,
+              feats: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, ...]:
+        out = self.decoder.run(None, {"token": token.astype(np.int64), "h": h, "c": c,
+                                      "features": feats, "keys": keys})
+        return tuple(out)  # type: ignore[return-value]
+
+    def search_config(self, options: CaptionOptions) -> SearchConfig:
+        vocab = self.bundle.vocab
+        return SearchConfig(
+            beam_size=options.beam_size,
+            max_length=options.max_length or self.bundle.manifest.max_length,
+            n_best=max(options.n_best, 1),
+            block_ngram=3 if options.block_repeats else 0,
+            banned=(vocab.pad_id, vocab.start_id, vocab.unk_id),
+        )
+
+    def caption_arrays(self, batch: np.ndarray, options: CaptionOptions | None = None
+                       ) -> list[CaptionResult]:
+        """Preprocessed (N,3,S,S) float32 batch -> one result per image."""
+        options = options or CaptionOptions()
+        if len(batch) == 0:
+            return []
+        feats, keys, h0, c0 = self.encoder.run(None, {"image": batch.astype(np.float32)})
+        vocab = self.bundle.vocab
+        nbest = beam_search(self._step, feats, keys, h0, c0, vocab.start_id, vocab.end_id,
+                            self.search_config(options))
+        return [self._result(hyps) for hyps in nbest]
+
+    def _result(self, hyps: list[Hypothesis]) -> CaptionResult:
+        vocab, (gh, gw) = self.bundle.vocab, self.bundle.manifest.grid
+        if not hyps:
+            return CaptionResult("", [], float("-inf"), [], np.zeros((0, gh, gw), np.float32))
+        best = hyps[0]
+        words = vocab.decode(best.tokens)
+        alternatives = [(" ".join(vocab.decode(h.tokens)), h.score) for h in hyps]
+        attention = best.alphas.reshape(len(best.tokens), gh, gw).astype(np.float32)
+        return CaptionResult(" ".join(words), words, best.score, alternatives, attention)
+
+    def caption_images(self, images: list[Image.Image], options: CaptionOptions | None = None
+                       ) -> list[CaptionResult]:
+        return self.caption_arrays(preprocess_batch(images, self.bundle.manifest.input_spec), options)
+
+    def caption_files(
+        self, paths: Iterable[Path], options: CaptionOptions | None = None, batch_size: int = 16,
+    ) -> Iterator[tuple[Path, CaptionResult | CaptionerError]]:
+        """Caption files in batches, loading the next batch while the current one runs.
+
+        Yields (path, result) or (path, error) in input order; a bad file never stops the rest.
+        """
+        paths = list(paths)
+        batches = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending: Future | None = pool.submit(self._load_batch, batches[0]) if batches else None
+            for index in range(len(batches)):
+                assert pending is not None
+                loaded = pending.result()
+                pending = (pool.submit(self._load_batch, batches[index + 1])
+                           if index + 1 < len(batches) else None)
+                yield from self._caption_loaded(loaded, options)
+
+    def _load_batch(self, paths: list[Path]) -> list[tuple[Path, np.ndarray | CaptionerError]]:
+        spec = self.bundle.manifest.input_spec
+        loaded: list[tuple[Path, np.ndarray | CaptionerError]] = []
+        for path in paths:
+            try:
+                image = load_image(path, draft_size=spec.size)
+                loaded.append((path, preprocess_batch([image], spec)[0]))
+            except CaptionerError as exc:
+                loaded.append((path, exc))
+        return loaded
+
+    def _caption_loaded(self, loaded: list[tuple[Path, np.ndarray | CaptionerError]],
+                        options: CaptionOptions | None
+                        ) -> Iterator[tuple[Path, CaptionResult | CaptionerError]]:
+        arrays = [x for _, x in loaded if isinstance(x, np.ndarray)]
+        results = iter(self.caption_arrays(np.stack(arrays), options) if arrays else [])
+        for path, item in loaded:
+            yield (path, next(results)) if isinstance(item, np.ndarray) else (path, item)

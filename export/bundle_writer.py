@@ -1,0 +1,107 @@
+"""Write a model bundle from a training checkpoint: graphs, vocabulary, manifest, parity check.
+
+    python -m export.bundle_writer CHECKPOINT --out models/NAME [--quantize] [--parity-images DIR]
+
+The bundle is assembled in a temporary folder beside the target and moved into place only
+after parity passed, so a failed export never leaves a half-written bundle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from captioner.bundle import Manifest, Variant, write_manifest
+from captioner.images import load_image, preprocess_batch
+from captioner.vocab import Vocabulary
+from export.parity import check_parity
+from export.to_onnx import export_encoder, export_step
+from training.encoders import get_encoder
+from training.model import CaptionDecoder, DecoderConfig
+
+
+@dataclass
+class ExportConfig:
+    name: str
+    quantize: bool = False
+    parity_images: list[Path] = field(default_factory=list)
+    training: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, Any] = field(default_factory=dict)
+
+
+def load_checkpoint(path: Path) -> tuple[CaptionDecoder, Vocabulary, dict[str, Any]]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    decoder = CaptionDecoder(DecoderConfig(**ckpt["decoder_config"]))
+    decoder.load_state_dict(ckpt["model"])
+    return decoder.eval(), Vocabulary(ckpt["vocab"]), ckpt
+
+
+def parity_batch(paths: list[Path], size: int, spec: Any) -> np.ndarray:
+    if paths:
+        return preprocess_batch([load_image(p) for p in paths[:4]], spec)
+    rng = np.random.default_rng(0)  # no photos given: random images still exercise the graphs
+    return rng.normal(size=(2, 3, size, size)).astype(np.float32)
+
+
+def write_bundle(decoder: CaptionDecoder, vocab: Vocabulary, encoder_name: str, max_length: int,
+                 out: Path, cfg: ExportConfig) -> Path:
+    """Export, check parity, and move the finished bundle to `out`. Returns `out`."""
+    info = get_encoder(encoder_name)
+    backbone = info.build()
+    decoder = decoder.eval()
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    export_encoder(backbone, decoder, info.input_spec.size, staging / "encoder.onnx")
+    export_step(decoder, staging / "decoder_step.onnx")
+    vocab.save(staging / "vocab.json")
+    variants = {"fp32": Variant("fp32", "encoder.onnx", "decoder_step.onnx")}
+    manifest = Manifest(
+        name=cfg.name, encoder_name=info.name, input_spec=info.input_spec, grid=info.grid,
+        feature_dim=decoder.cfg.embed_dim, hidden_size=decoder.cfg.hidden_size,
+        vocab_size=len(vocab), max_length=max_length, variants=variants,
+        training=cfg.training, scores=cfg.scores,
+    )
+    write_manifest(staging, manifest)
+    batch = parity_batch(cfg.parity_images, info.input_spec.size, info.input_spec)
+    report = check_parity(backbone, decoder, staging, batch)
+    print(report.summary(), file=sys.stderr)
+    if not report.ok:
+        raise RuntimeError(f"export refused: {report.summary()}")
+    manifest.training = {**manifest.training, "parity": report.summary()}
+    if cfg.quantize:
+        from export.quantize import add_quantized_variants
+
+        add_quantized_variants(staging, manifest, cfg.parity_images)
+    write_manifest(staging, manifest)
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--name", default=None)
+    parser.add_argument("--quantize", action="store_true")
+    parser.add_argument("--parity-images", type=Path, nargs="*", default=[])
+    args = parser.parse_args(argv)
+    decoder, vocab, ckpt = load_checkpoint(args.checkpoint)
+    cfg = ExportConfig(name=args.name or args.out.name, quantize=args.quantize,
+                       parity_images=args.parity_images, training=ckpt.get("training", {}),
+                       scores=ckpt.get("scores", {}))
+    write_bundle(decoder, vocab, ckpt["encoder"], ckpt["max_length"], args.out, cfg)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

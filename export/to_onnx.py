@@ -1,0 +1,94 @@
+"""torch -> ONNX: the encoder graph (image -> everything the first step needs) and one step.
+
+encoder.onnx:      image (B,3,S,S) -> features (B,N,E), keys (B,N,A), h0 (B,H), c0 (B,H)
+decoder_step.onnx: token (B,), h, c, features, keys -> log_probs (B,V), h, c, alpha (B,N)
+
+The attention keys are computed once per image inside the encoder graph, so each decoding
+step only adds the query. Every batch axis is dynamic so beams run as one batch.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from training.model import CaptionDecoder
+
+OPSET = 17
+ENCODER_OUTPUTS = ["features", "keys", "h0", "c0"]
+STEP_INPUTS = ["token", "h", "c", "features", "keys"]
+STEP_OUTPUTS = ["log_probs", "h_out", "c_out", "alpha"]
+
+
+class EncoderGraph(nn.Module):
+    def __init__(self, backbone: nn.Module, decoder: CaptionDecoder) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.decoder = decoder
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        grid = self.backbone(image)
+        grid = grid.flatten(2).transpose(1, 2)
+        return self.decoder.encode(grid)
+
+
+class StepGraph(nn.Module):
+    def __init__(self, decoder: CaptionDecoder) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
+                feats: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits, h, c, alpha = self.decoder.step(token, h, c, feats, keys)
+        return torch.log_softmax(logits, dim=1), h, c, alpha
+
+
+class BackboneGraph(nn.Module):
+    """Backbone alone, (B,3,S,S) -> (B,N,D): used to precompute training features with ORT."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.backbone(image).flatten(2).transpose(1, 2)
+
+
+def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
+            dynamic: dict[str, dict[int, str]]) -> None:
+    module.eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, args, str(path), dynamo=False, opset_version=OPSET,
+            input_names=inputs, output_names=outputs, dynamic_axes=dynamic,
+            do_constant_folding=True,
+        )
+
+
+def export_backbone(backbone: nn.Module, image_size: int, path: Path) -> None:
+    _export(BackboneGraph(backbone), (torch.zeros(1, 3, image_size, image_size),), path,
+            ["image"], ["grid"], {"image": {0: "batch"}, "grid": {0: "batch"}})
+
+
+def export_encoder(backbone: nn.Module, decoder: CaptionDecoder, image_size: int, path: Path) -> None:
+    dynamic = {name: {0: "batch"} for name in ["image", *ENCODER_OUTPUTS]}
+    _export(EncoderGraph(backbone, decoder), (torch.zeros(1, 3, image_size, image_size),), path,
+            ["image"], ENCODER_OUTPUTS, dynamic)
+
+
+def export_step(decoder: CaptionDecoder, path: Path) -> None:
+    cfg = decoder.cfg
+    b, n = 2, cfg.grid_size
+    args = (
+        torch.ones(b, dtype=torch.long),
+        torch.zeros(b, cfg.hidden_size),
+        torch.zeros(b, cfg.hidden_size),
+        torch.zeros(b, n, cfg.embed_dim),
+        torch.zeros(b, n, cfg.attention_dim),
+    )
+    dynamic = {name: {0: "batch"} for name in STEP_INPUTS + STEP_OUTPUTS}
+    _export(StepGraph(decoder), args, path, STEP_INPUTS, STEP_OUTPUTS, dynamic)

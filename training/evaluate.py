@@ -1,0 +1,93 @@
+"""Score a finished bundle on a test split exactly as users run it: through `captioner/`.
+
+    python -m training.evaluate --bundle models/default --data ../shared/data/flickr8k
+
+BLEU-1..4, METEOR, ROUGE-L and CIDEr (pycocoevalcap) at each beam size, plus how many
+captions are distinct and whether any shows <unk> or a repeated phrase. The scores go into
+the bundle's manifest; a contact sheet of 24 test images is drawn for people to look at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+from captioner.bundle import load_bundle, write_manifest
+from captioner.captioner import CaptionOptions, Captioner
+from captioner.errors import CaptionerError
+from captioner.images import load_image
+from training.data import CaptionSet, load_splits
+from training.metrics import caption_health, coco_scores
+
+
+def caption_split(captioner: Captioner, split: CaptionSet, beam: int) -> list[str]:
+    out = []
+    for _, result in captioner.caption_files(split.paths, CaptionOptions(beam_size=beam), batch_size=32):
+        out.append("" if isinstance(result, CaptionerError) else result.text)
+    return out
+
+
+def evaluate_bundle(bundle_dir: Path, split: CaptionSet, beams: list[int], workdir: Path,
+                    sheet_beam: int = 3) -> dict[str, Any]:
+    captioner = Captioner(bundle_dir, provider="cpu", variant="fp32")
+    scores: dict[str, Any] = {"split": "test", "images": len(split)}
+    for beam in beams:
+        start = time.time()
+        captions = caption_split(captioner, split, beam)
+        entry = coco_scores(split.captions, captions) | caption_health(captions)
+        entry["seconds"] = round(time.time() - start, 1)
+        scores[f"beam_{beam}"] = {k: round(v, 4) for k, v in entry.items()}
+        print(f"beam {beam}: " + json.dumps(scores[f"beam_{beam}"]), flush=True)
+        (workdir / f"test_captions_beam{beam}.json").write_text(json.dumps(
+            {p.name: c for p, c in zip(split.paths, captions)}, indent=1))
+        if beam == sheet_beam:
+            contact_sheet(split, captions, workdir / "contact_sheet.png")
+    bundle = load_bundle(bundle_dir)
+    bundle.manifest.scores = scores
+    write_manifest(bundle_dir, bundle.manifest)
+    return scores
+
+
+def contact_sheet(split: CaptionSet, captions: list[str], path: Path, count: int = 24,
+                  cols: int = 4, thumb: int = 224) -> None:
+    """24 test images with the generated caption (bold) and one reference under each."""
+    step = max(len(split) // count, 1)
+    picks = list(range(0, len(split), step))[:count]
+    cell_h = thumb + 92
+    sheet = Image.new("RGB", (cols * (thumb + 16) + 16, -(-len(picks) // cols) * cell_h + 16), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=13)
+    for n, i in enumerate(picks):
+        x, y = 16 + (n % cols) * (thumb + 16), 16 + (n // cols) * cell_h
+        sheet.paste(load_image(split.paths[i]).resize((thumb, thumb)), (x, y))
+        gen = textwrap.wrap(captions[i], 34)[:3]
+        ref = textwrap.wrap("ref: " + split.captions[i][0], 34)[:2]
+        for k, line in enumerate(gen):
+            draw.text((x, y + thumb + 4 + 14 * k), line, fill="black", font=font)
+        for k, line in enumerate(ref):
+            draw.text((x, y + thumb + 50 + 14 * k), line, fill="#666666", font=font)
+    sheet.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--dataset", default="flickr8k", choices=["flickr8k", "coco", "sidecar"])
+    parser.add_argument("--annotations", type=Path)
+    parser.add_argument("--beams", type=int, nargs="+", default=[1, 3, 5])
+    parser.add_argument("--workdir", type=Path, default=Path("runs/eval"))
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    split = load_splits(args.dataset, args.data, args.annotations)["test"]
+    evaluate_bundle(args.bundle, split, args.beams, args.workdir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""LSTM decoder with soft (Bahdanau) attention over a CNN feature grid: Show, Attend and Tell.
+
+h/c start from the mean feature, the context vector is gated by the hidden state (beta), and
+the loss adds the doubly stochastic attention regulariser. The output layer is the paper's
+"deep output" (embedding + hidden + context), tied to the word embedding.
+
+The module is split the way the ONNX bundle is: `encode` (once per image: project the grid,
+precompute the attention keys, init h/c) and `step` (one word). Training runs the same `step`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class DecoderConfig:
+    vocab_size: int
+    feature_dim: int = 1280  # channels of the backbone grid
+    grid_size: int = 49  # positions in the grid
+    embed_dim: int = 512
+    hidden_size: int = 512
+    attention_dim: int = 512
+    dropout: float = 0.5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CaptionDecoder(nn.Module):
+    def __init__(self, cfg: DecoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        e, h, a = cfg.embed_dim, cfg.hidden_size, cfg.attention_dim
+        self.feat_proj = nn.Linear(cfg.feature_dim, e)
+        self.att_keys = nn.Linear(e, a)
+        self.att_query = nn.Linear(h, a)
+        self.att_score = nn.Linear(a, 1)
+        self.init_h = nn.Linear(e, h)
+        self.init_c = nn.Linear(e, h)
+        self.gate = nn.Linear(h, e)
+        self.embed = nn.Embedding(cfg.vocab_size, e)
+        self.lstm = nn.LSTMCell(2 * e, h)
+        self.out_hidden = nn.Linear(h, e)
+        self.out_context = nn.Linear(e, e, bias=False)
+        self.out_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    # --- once per image -------------------------------------------------------------------
+    def encode(self, grid: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Backbone grid (B, N, D) -> features (B, N, E), attention keys (B, N, A), h0, c0."""
+        feats = self.drop(F.relu(self.feat_proj(grid)))
+        keys = self.att_keys(feats)
+        mean = feats.mean(dim=1)
+        return feats, keys, torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean))
+
+    # --- once per word --------------------------------------------------------------------
+    def step(
+        self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
+        feats: torch.Tensor, keys: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One word: previous token and state -> logits (B, V), h, c, attention (B, N)."""
+        emb = self.embed(token)
+        scores = self.att_score(torch.tanh(keys + self.att_query(h).unsqueeze(1))).squeeze(-1)
+        alpha = torch.softmax(scores, dim=1)
+        context = torch.bmm(alpha.unsqueeze(1), feats).squeeze(1)
+        context = torch.sigmoid(self.gate(h)) * context
+        h, c = self.lstm(torch.cat([emb, context], dim=1), (h, c))
+        deep = emb + self.out_hidden(self.drop(h)) + self.out_context(context)
+        logits = F.linear(self.drop(deep), self.embed.weight, self.out_bias)
+        return logits, h, c, alpha
+
+    # --- teacher forcing ------------------------------------------------------------------
+    def forward(
+        self, grid: torch.Tensor, captions: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced pass over a batch sorted by length (longest first).
+
+        captions: (B, T) token ids starting with <start>; lengths: tokens incl. <start>/<end>.
+        Only rows still active are decoded at each step. Returns the logits of every target
+        token packed time-major (matching `packed_targets`), and the per-row attention sums.
+        """
+        steps = lengths - 1
+        feats, keys, h, c = self.encode(grid)
+        alpha_sum = grid.new_zeros(grid.shape[0], grid.shape[1])
+        outputs = []
+        for t in range(int(steps[0])):
+            active = int((steps > t).sum())
+            logits, h_new, c_new, alpha = self.step(
+                captions[:active, t], h[:active], c[:active], feats[:active], keys[:active]
+            )
+            h = torch.cat([h_new, h[active:]]) if active < h.shape[0] else h_new
+            c = torch.cat([c_new, c[active:]]) if active < c.shape[0] else c_new
+            alpha_sum = torch.cat([alpha_sum[:active] + alpha.float(), alpha_sum[active:]])
+            outputs.append(logits)
+        return torch.cat(outputs), alpha_sum, steps
+
+
+def packed_targets(captions: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Targets (tokens after <start>) in the same time-major packed order as `forward`."""
+    steps = lengths - 1
+    return torch.cat([captions[: int((steps > t).sum()), t + 1] for t in range(int(steps[0]))])
+
+
+def attention_regulariser(alpha_sum: torch.Tensor) -> torch.Tensor:
+    """Doubly stochastic attention: every grid cell should be attended about once overall
+    (averaged over cells, as in the reference implementations, so it stays near 1 or below)."""
+    return ((1.0 - alpha_sum) ** 2).mean()
+
+
+@torch.no_grad()
+def greedy_decode(
+    model: CaptionDecoder, grid: torch.Tensor, start_id: int, max_length: int
+) -> torch.Tensor:
+    """Batch greedy decoding in torch (fast validation); returns (B, max_length) token ids."""
+    feats, keys, h, c = model.encode(grid)
+    token = torch.full((grid.shape[0],), start_id, dtype=torch.long)
+    out = []
+    for _ in range(max_length):
+        logits, h, c, _ = model.step(token, h, c, feats, keys)
+        token = logits.argmax(dim=1)
+        out.append(token)
+    return torch.stack(out, dim=1)
+
+
+def sample_decode(
+    model: CaptionDecoder, grid: torch.Tensor, start_id: int, end_id: int, max_length: int,
+    n: int, banned: list[int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw n captions per image (for SCST): tokens (B*n, L) and their summed log-probs."""
+    feats, keys, h, c = model.encode(grid)
+    feats, keys, h, c = (x.repeat_interleave(n, dim=0) for x in (feats, keys, h, c))
+    rows = feats.shape[0]
+    token = torch.full((rows,), start_id, dtype=torch.long)
+    done = torch.zeros(rows, dtype=torch.bool)
+    logprob = feats.new_zeros(rows)
+    tokens = []
+    for _ in range(max_length):
+        logits, h, c, _ = model.step(token, h, c, feats, keys)
+        logp = torch.log_softmax(logits.float(), dim=1)
+        if banned:
+            logp[:, banned] = -1e9
+        token = torch.multinomial(logp.exp(), 1).squeeze(1)
+        token = torch.where(done, torch.zeros_like(token), token)
+        logprob = logprob + torch.where(done, 0.0, logp.gather(1, token[:, None]).squeeze(1))
+        tokens.append(token)
+        done = done | (token == end_id)
+        if bool(done.all()):
+            break
+    return torch.stack(tokens, dim=1), logprob

@@ -1,0 +1,368 @@
+"""Train a captioner from a dataset to a finished, exported, evaluated bundle.
+
+    python -m training.train --dataset flickr8k --data ../shared/data/flickr8k \
+        --encoder efficientnet_lite2 --out models/default --scst-epochs 5
+
+Laid out like torchvision's references/classification/train.py: get_args_parser,
+train_one_epoch, evaluate, main. The backbone is frozen: its features are computed once and
+cached; the decoder trains on them with teacher forcing (cross-entropy + doubly stochastic
+attention), then optionally with self-critical sequence training (CIDEr-D reward, greedy
+baseline). A checkpoint is written every epoch; --resume continues from it. Under torchrun the
+same script trains with DistributedDataParallel (gloo on CPU, nccl on GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from captioner.vocab import Vocabulary, tokenize
+from training.cider import CiderD
+from training.data import CaptionSet, TokenBatches, download_flickr8k, load_splits
+from training.encoders import available_encoders, get_encoder
+from training.features import cached_features
+from training.model import (
+    CaptionDecoder, DecoderConfig, attention_regulariser, greedy_decode, packed_targets,
+    sample_decode,
+)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--dataset", default="flickr8k", choices=["flickr8k", "coco", "sidecar"])
+    p.add_argument("--data", type=Path, required=True, help="dataset folder")
+    p.add_argument("--annotations", type=Path, help="COCO caption JSON (with --dataset coco)")
+    p.add_argument("--download", action="store_true", help="fetch Flickr8k into --data (online)")
+    p.add_argument("--encoder", default="efficientnet_lite0", choices=available_encoders())
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    p.add_argument("--workdir", type=Path, help="checkpoints and logs (default runs/<out name>)")
+    p.add_argument("--cache-dir", type=Path, default=Path("cache/features"))
+    p.add_argument("--views", type=int, default=2, help="training views per image (2 = + mirror)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--alpha-c", type=float, default=1.0, help="attention regulariser weight")
+    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--grad-clip", type=float, default=5.0)
+    p.add_argument("--patience", type=int, default=3, help="epochs without val CIDEr gain")
+    p.add_argument("--max-length", type=int, default=20, help="words per caption")
+    p.add_argument("--min-count", type=int, default=5, help="vocabulary: minimum word count")
+    p.add_argument("--embed-dim", type=int, default=512)
+    p.add_argument("--hidden-size", type=int, default=512)
+    p.add_argument("--attention-dim", type=int, default=512)
+    p.add_argument("--scst-epochs", type=int, default=0)
+    p.add_argument("--scst-lr", type=float, default=2e-5)
+    p.add_argument("--scst-samples", type=int, default=5)
+    p.add_argument("--scst-batch", type=int, default=50, help="images per SCST batch")
+    p.add_argument("--val-images", type=int, default=0, help="limit validation (0 = all)")
+    p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto")
+    p.add_argument("--resume", action="store_true", help="continue from <workdir>/last.pt")
+    p.add_argument("--max-steps", type=int, default=0, help="stop each epoch early (tests)")
+    p.add_argument("--eval-beams", type=int, nargs="*", default=[1, 3, 5])
+    p.add_argument("--no-export", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+@dataclass
+class Context:
+    """What every stage needs: data, features, vocabulary and the distributed rank."""
+
+    args: argparse.Namespace
+    splits: dict[str, CaptionSet]
+    vocab: Vocabulary
+    train_feats: torch.Tensor  # (views, N, positions, dim) fp16
+    val_feats: torch.Tensor
+    val_refs: list[list[list[str]]]
+    train_refs: list[list[list[str]]]
+    rank: int = 0
+    world: int = 1
+    autocast: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def use_bf16(choice: str) -> bool:
+    if choice != "auto":
+        return choice == "on"
+    return "AVX512" in torch.backends.cpu.get_cpu_capability() and not torch.cuda.is_available()
+
+
+def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: TokenBatches,
+                    ctx: Context, epoch: int, rng: np.random.Generator) -> dict[str, float]:
+    """Teacher-forced cross-entropy plus the doubly stochastic attention regulariser."""
+    model.train()
+    args, start, seen, loss_sum = ctx.args, time.time(), 0, 0.0
+    plan = batches.batches(args.batch_size, rng, ctx.rank, ctx.world)
+    if args.max_steps:
+        plan = plan[: args.max_steps]
+    bar = tqdm(plan, desc=f"epoch {epoch}", disable=args.no_progress or not ctx.is_main)
+    for rows in bar:
+        images, tokens, lengths = batches.collate(rows)
+        view = torch.from_numpy(rng.integers(ctx.train_feats.shape[0], size=len(images)))
+        grid = ctx.train_feats[view, images].float()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=ctx.autocast):
+            logits, alpha_sum, _ = model(grid, tokens, lengths)
+        loss = F.cross_entropy(logits.float(), packed_targets(tokens, lengths))
+        loss = loss + args.alpha_c * attention_regulariser(alpha_sum)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        optimizer.step()
+        seen += len(rows)
+        loss_sum += float(loss.detach()) * len(rows)
+        bar.set_postfix(loss=f"{float(loss):.3f}", caps_s=f"{seen / (time.time() - start):.0f}")
+    elapsed = time.time() - start
+    return {"train_loss": loss_sum / max(seen, 1), "captions_per_s": seen * ctx.world / elapsed,
+            "seconds": elapsed}
+
+
+def scst_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: Context,
+                   cider: CiderD, epoch: int, rng: np.random.Generator) -> dict[str, float]:
+    """Self-critical sequence training: reward = CIDEr-D(sample) - CIDEr-D(greedy)."""
+    args, vocab = ctx.args, ctx.vocab
+    decoder = model.module if hasattr(model, "module") else model
+    order = rng.permutation(ctx.train_feats.shape[1])
+    plan = [order[i:i + args.scst_batch] for i in range(0, len(order), args.scst_batch)]
+    plan = plan[ctx.rank: len(plan) - len(plan) % ctx.world: ctx.world]
+    if args.max_steps:
+        plan = plan[: args.max_steps]
+    start, reward_sum, count = time.time(), 0.0, 0
+    banned = [vocab.pad_id, vocab.start_id, vocab.unk_id]
+    for images in tqdm(plan, desc=f"scst {epoch}", disable=args.no_progress or not ctx.is_main):
+        view = torch.from_numpy(rng.integers(ctx.train_feats.shape[0], size=len(images)))
+        grid = ctx.train_feats[view, torch.from_numpy(images)].float()
+        refs = [ctx.train_refs[i] for i in images]
+        decoder.eval()
+        base_tokens = greedy_decode(decoder, grid, vocab.start_id, args.max_length)
+        base = [cider.score(vocab.decode(t), r) for t, r in zip(base_tokens.tolist(), refs)]
+        model.train()
+        tokens, logprob = sample_decode(decoder, grid, vocab.start_id, vocab.end_id,
+                                        args.max_length, args.scst_samples, banned)
+        n = args.scst_samples
+        rewards = [cider.score(vocab.decode(t), refs[i // n]) - base[i // n]
+                   for i, t in enumerate(tokens.tolist())]
+        advantage = torch.tensor(rewards, dtype=torch.float32)
+        loss = -(advantage * logprob).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if hasattr(model, "module"):  # sample_decode ran on the bare module: sync by hand
+            for param in model.parameters():
+                if param.grad is not None:
+                    dist.all_reduce(param.grad)
+                    param.grad /= ctx.world
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        optimizer.step()
+        reward_sum += float(np.mean(base)) * len(images)
+        count += len(images)
+    return {"train_loss": -reward_sum / max(count, 1), "captions_per_s":
+            count * args.scst_samples * ctx.world / (time.time() - start),
+            "seconds": time.time() - start}
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, ctx: Context, cider: CiderD) -> dict[str, float]:
+    """Greedy captions of the validation images, scored with CIDEr-D."""
+    decoder = model.module if hasattr(model, "module") else model
+    decoder.eval()
+    vocab, words = ctx.vocab, []
+    for start in range(0, ctx.val_feats.shape[1], 250):
+        grid = ctx.val_feats[0, start:start + 250].float()
+        tokens = greedy_decode(decoder, grid, vocab.start_id, ctx.args.max_length)
+        words += [vocab.decode(t) for t in tokens.tolist()]
+    texts = [" ".join(w) for w in words]
+    return {"val_cider": cider.corpus_score(words, ctx.val_refs),
+            "val_distinct": len(set(texts)) / max(len(texts), 1)}
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    ctx: Context, state: dict[str, Any]) -> None:
+    decoder = model.module if hasattr(model, "module") else model
+    payload = {
+        "model": decoder.state_dict(), "optimizer": optimizer.state_dict(),
+        "decoder_config": decoder.cfg.to_dict(), "vocab": ctx.vocab.words,
+        "encoder": ctx.args.encoder, "max_length": ctx.args.max_length,
+        "history": ctx.history, "training": training_info(ctx), **state,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def training_info(ctx: Context) -> dict[str, Any]:
+    a = ctx.args
+    return {
+        "dataset": a.dataset, "data": str(a.data), "encoder": a.encoder,
+        "train_images": len(ctx.splits["train"]), "vocab_min_count": a.min_count,
+        "command": "python -m training.train " + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in sorted(vars(a).items())
+            if v not in (None, False, True) and k not in ("workdir", "cache_dir", "resume")
+            and not isinstance(v, list)),
+    }
+
+
+def log_epoch(workdir: Path, ctx: Context, row: dict[str, Any]) -> None:
+    ctx.history.append(row)
+    with open(workdir / "log.csv", "w", newline="") as fh:
+        keys = sorted({k for r in ctx.history for k in r}, key=lambda k: (k != "epoch", k))
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(ctx.history)
+    plot_curves(workdir / "curves.png", ctx.history)
+
+
+def plot_curves(path: Path, history: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    xe = [r for r in history if r["stage"] == "xe"]
+    ax1.plot([r["epoch"] for r in xe], [r["train_loss"] for r in xe], "o-")
+    ax1.set(title="cross-entropy training loss", xlabel="epoch")
+    ax2.plot([r["epoch"] for r in history], [r["val_cider"] for r in history], "o-")
+    ax2.set(title="validation CIDEr-D (greedy)", xlabel="epoch (XE, then SCST)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def setup_distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def replica_spread(model: torch.nn.Module, world: int) -> float:
+    """Largest difference of any parameter across replicas (0.0 when they agree)."""
+    if world == 1:
+        return 0.0
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    gathered = [torch.zeros_like(flat) for _ in range(world)]
+    dist.all_gather(gathered, flat)
+    return max(float((g - gathered[0]).abs().max()) for g in gathered)
+
+
+def build_context(args: argparse.Namespace, rank: int, world: int) -> Context:
+    if args.download and not args.data.exists():
+        download_flickr8k(args.data)
+    splits = load_splits(args.dataset, args.data, args.annotations)
+    vocab = Vocabulary.build((c for caps in splits["train"].captions for c in caps), args.min_count)
+    info = get_encoder(args.encoder)
+    progress = not args.no_progress and rank == 0
+    val = splits["val"]
+    if args.val_images:
+        val = CaptionSet(val.paths[: args.val_images], val.captions[: args.val_images])
+        splits["val"] = val
+    train_feats = cached_features(info, splits["train"].paths, args.cache_dir, args.views, progress)
+    val_feats = cached_features(info, val.paths, args.cache_dir, 1, progress)
+    return Context(
+        args=args, splits=splits, vocab=vocab,
+        train_feats=torch.from_numpy(np.array(train_feats)),
+        val_feats=torch.from_numpy(np.array(val_feats)),
+        val_refs=[[tokenize(c) for c in caps] for caps in val.captions],
+        train_refs=[[tokenize(c) for c in caps] for caps in splits["train"].captions],
+        rank=rank, world=world, autocast=use_bf16(args.bf16),
+    )
+
+
+def main(args: argparse.Namespace) -> Path | None:
+    torch.manual_seed(args.seed)
+    rank, world = setup_distributed()
+    workdir = args.workdir or Path("runs") / args.out.name
+    workdir.mkdir(parents=True, exist_ok=True)
+    ctx = build_context(args, rank, world)
+    info = get_encoder(args.encoder)
+    cfg = DecoderConfig(len(ctx.vocab), info.feature_dim, info.grid[0] * info.grid[1],
+                        args.embed_dim, args.hidden_size, args.attention_dim, args.dropout)
+    decoder = CaptionDecoder(cfg)
+    model: torch.nn.Module = decoder
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(decoder)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    state = {"epoch": 0, "stage": "xe", "best_cider": -1.0, "bad_epochs": 0}
+    if args.resume and (workdir / "last.pt").is_file():
+        ckpt = torch.load(workdir / "last.pt", map_location="cpu", weights_only=False)
+        decoder.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        ctx.history = ckpt["history"]
+        state = {k: ckpt[k] for k in state}
+        if ctx.is_main:
+            print(f"resumed from {workdir / 'last.pt'} after {state['stage']} epoch {state['epoch']}")
+    batches = TokenBatches(ctx.splits["train"], ctx.vocab, args.max_length)
+    val_cider = CiderD(ctx.val_refs)
+    train_cider = CiderD(ctx.train_refs) if args.scst_epochs else val_cider
+    total = args.epochs + args.scst_epochs
+    while state["epoch"] < total:
+        epoch = state["epoch"] + 1
+        rng = np.random.default_rng(args.seed * 1000 + epoch)
+        if epoch > args.epochs or state["stage"] == "scst":
+            if state["stage"] == "xe":  # SCST starts from the best cross-entropy model
+                best = torch.load(workdir / "best.pt", map_location="cpu", weights_only=False)
+                decoder.load_state_dict(best["model"])
+                optimizer = torch.optim.Adam(model.parameters(), lr=args.scst_lr)
+                state.update(stage="scst", bad_epochs=0)
+            stats = scst_one_epoch(model, optimizer, ctx, train_cider, epoch, rng)
+        else:
+            stats = train_one_epoch(model, optimizer, batches, ctx, epoch, rng)
+        stats |= evaluate(model, ctx, val_cider)
+        stats |= {"epoch": epoch, "stage": state["stage"], "replica_spread": replica_spread(model, world),
+                  "lr": optimizer.param_groups[0]["lr"]}
+        improved = stats["val_cider"] > state["best_cider"]
+        state.update(epoch=epoch, best_cider=max(state["best_cider"], stats["val_cider"]),
+                     bad_epochs=0 if improved else state["bad_epochs"] + 1)
+        if ctx.is_main:
+            log_epoch(workdir, ctx, stats)
+            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()}),
+                  flush=True)
+            if improved:
+                save_checkpoint(workdir / "best.pt", model, optimizer, ctx, state)
+            save_checkpoint(workdir / "last.pt", model, optimizer, ctx, state)
+        if not improved and state["stage"] == "xe":
+            for group in optimizer.param_groups:
+                group["lr"] *= 0.5
+        if state["bad_epochs"] >= args.patience:
+            if state["stage"] == "scst" or not args.scst_epochs:
+                break
+            state["epoch"] = args.epochs  # stop cross-entropy early, go on to SCST
+    if world > 1:
+        dist.barrier()
+    if not ctx.is_main or args.no_export:
+        return None
+    return finish(args, workdir, ctx)
+
+
+def finish(args: argparse.Namespace, workdir: Path, ctx: Context) -> Path:
+    """Export the best checkpoint as a bundle, then score it on the test split."""
+    from export.bundle_writer import ExportConfig, load_checkpoint, write_bundle
+    from training.evaluate import evaluate_bundle
+
+    decoder, vocab, ckpt = load_checkpoint(workdir / "best.pt")
+    cfg = ExportConfig(name=args.out.name, training={**ckpt["training"], "history": ckpt["history"]},
+                       parity_images=ctx.splits["val"].paths[:4])
+    write_bundle(decoder, vocab, args.encoder, args.max_length, args.out, cfg)
+    if args.eval_beams:
+        evaluate_bundle(args.out, ctx.splits["test"], args.eval_beams, workdir)
+    return args.out
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
