@@ -49,6 +49,7 @@ class CaptionDecoder(nn.Module):
         self.out_context = nn.Linear(e, e, bias=False)
         self.out_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
         self.drop = nn.Dropout(cfg.dropout)
+        nn.init.uniform_(self.embed.weight, -0.1, 0.1)  # tied to the output: keep logits small
 
     # --- once per image -------------------------------------------------------------------
     def encode(self, grid: torch.Tensor) -> tuple[torch.Tensor, ...]:

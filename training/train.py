@@ -127,7 +127,7 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ba
         optimizer.step()
         seen += len(rows)
         loss_sum += float(loss.detach()) * len(rows)
-        bar.set_postfix(loss=f"{float(loss):.3f}", caps_s=f"{seen / (time.time() - start):.0f}")
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", caps_s=f"{seen / (time.time() - start):.0f}")
     elapsed = time.time() - start
     return {"train_loss": loss_sum / max(seen, 1), "captions_per_s": seen * ctx.world / elapsed,
             "seconds": elapsed}

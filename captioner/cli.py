@@ -1,0 +1,151 @@
+"""Command line: `captioner caption PATH...` prints `path<TAB>caption` for each image.
+
+Errors go to stderr as one line per file, the batch goes on, and a summary closes the run.
+Exit code: 0 all captioned, 1 some files failed, 2 nothing could run (bad bundle, bad usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from captioner.captioner import CaptionOptions, Captioner, CaptionResult
+from captioner.errors import CaptionerError
+from captioner.files import find_images
+from captioner.writers import CaptionRecord, Outcome, write_csv, write_json, write_sidecar
+
+DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "default"
+
+
+def default_bundle() -> Path:
+    return Path(os.environ.get("CAPTIONER_MODEL", DEFAULT_BUNDLE))
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, default=None,
+                   help="model bundle folder (default: $CAPTIONER_MODEL or models/default)")
+    p.add_argument("--beam", type=int, default=3, help="beam size (1 = greedy)")
+    p.add_argument("--max-length", type=int, default=None, help="maximum words per caption")
+    p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--variant", default="auto",
+                   help="graph variant: auto (fastest that keeps quality), fp32, int8")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="captioner", description="Caption photos and videos offline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("caption", help="caption image files and folders")
+    p.add_argument("paths", nargs="+", type=Path, help="image files or folders")
+    p.add_argument("-r", "--recursive", action="store_true", help="look into sub-folders")
+    add_model_options(p)
+    p.add_argument("--sidecar", action="store_true", help="write NAME.txt next to each image")
+    p.add_argument("--json", type=Path, help="write all captions to one JSON file")
+    p.add_argument("--csv", type=Path, help="write all captions to one CSV file")
+    p.add_argument("--overwrite", action="store_true", help="replace caption files that exist")
+    p.add_argument("--alternatives", action="store_true", help="print the n-best list too")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=run_caption)
+    register_extra_commands(sub)
+    return parser
+
+
+def register_extra_commands(sub: argparse._SubParsersAction) -> None:
+    """Other commands (video) live in their own modules and add themselves here."""
+    try:
+        from captioner.video_cli import add_video_command
+    except ImportError:
+        return
+    add_video_command(sub)
+
+
+def load_captioner(args: argparse.Namespace) -> Captioner:
+    return Captioner(args.model or default_bundle(), provider=args.provider, variant=args.variant)
+
+
+class Progress:
+    """`[n/N] rate img/s` on stderr, redrawn in place, only for batches worth watching."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled, self.start, self.done = total, enabled and total > 1, time.time(), 0
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.enabled:
+            rate = self.done / max(time.time() - self.start, 1e-9)
+            print(f"\r[{self.done}/{self.total}] {rate:.1f} img/s", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.enabled:
+            print(file=sys.stderr)
+
+
+def run_caption(args: argparse.Namespace) -> int:
+    found = find_images(args.paths, recursive=args.recursive)
+    failures = [(p, reason) for p, reason in found.problems]
+    for path, reason in failures:
+        print(f"error: {path}: {reason}", file=sys.stderr)
+    captioner = load_captioner(args)
+    options = CaptionOptions(beam_size=args.beam, max_length=args.max_length)
+    records: list[CaptionRecord] = []
+    skipped: list[Path] = []
+    progress = Progress(len(found.images), not args.quiet)
+    for path, result in captioner.caption_files(found.images, options, args.batch_size):
+        progress.update()
+        if isinstance(result, CaptionerError):
+            failures.append((path, getattr(result, "reason", str(result))))
+            print(f"\rerror: {result}", file=sys.stderr)
+            continue
+        records.append(emit(path, result, args.alternatives))
+        if args.sidecar:
+            write_one(lambda: write_sidecar(path, result.text, args.overwrite), path, skipped, failures)
+    progress.close()
+    for target, writer in ((args.json, write_json), (args.csv, write_csv)):
+        if target:
+            write_one(lambda: writer(target, records, args.overwrite), target, skipped, failures)
+    summarise(len(records), skipped, failures)
+    return 1 if failures else 0
+
+
+def emit(path: Path, result: CaptionResult, alternatives: bool) -> CaptionRecord:
+    print(f"{path}\t{result.text}", flush=True)
+    if alternatives:
+        for text, score in result.alternatives:
+            print(f"\t{score:8.3f}  {text}")
+    return CaptionRecord(path, result.text, result.score, result.alternatives)
+
+
+def write_one(write: Callable[[], Outcome], target: Path, skipped: list[Path],
+              failures: list[tuple[Path, str]]) -> None:
+    try:
+        if write() is Outcome.SKIPPED_EXISTS:
+            skipped.append(target)
+    except CaptionerError as exc:
+        failures.append((target, getattr(exc, "reason", str(exc))))
+        print(f"error: {exc}", file=sys.stderr)
+
+
+def summarise(captioned: int, skipped: Sequence[Path], failures: Sequence[tuple[Path, str]]) -> None:
+    for path in skipped:
+        print(f"skipped: {path} exists (use --overwrite to replace it)", file=sys.stderr)
+    print(f"{captioned} captioned, {len(skipped)} skipped, {len(failures)} failed", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CaptionerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Shared fixtures. The tiny bundle is trained for real on synthetic shapes (no network).
+
+It is built once per source version and kept in tests/.cache (ignored by git), so repeated
+runs do not retrain; CI builds it fresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "tests" / ".cache"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+TRAIN_ARGS = [
+    "--dataset", "sidecar", "--encoder", "efficientnet_lite0", "--views", "1",
+    "--epochs", "14", "--batch-size", "16", "--lr", "3e-3", "--embed-dim", "64",
+    "--hidden-size", "128", "--attention-dim", "64", "--dropout", "0.1", "--min-count", "1",
+    "--max-length", "6", "--patience", "50", "--eval-beams", "--no-progress",
+]
+
+
+def _source_digest() -> str:
+    digest = hashlib.sha1(" ".join(TRAIN_ARGS).encode())
+    for folder in ("training", "export", "captioner"):
+        for path in sorted((ROOT / folder).glob("*.py")):
+            digest.update(path.read_bytes())
+    digest.update((ROOT / "tests" / "synthetic.py").read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def build_tiny_bundle(target: Path) -> Path:
+    """Train the shapes captioner on precomputed Lite0 features and export it to `target`."""
+    from tests.synthetic import make_shapes_folder
+    from training.train import get_args_parser, main
+
+    work = target.parent / (target.name + "-work")
+    shutil.rmtree(work, ignore_errors=True)
+    make_shapes_folder(work / "data", per_class=20, seed=1)
+    args = get_args_parser().parse_args(
+        [*TRAIN_ARGS, "--data", str(work / "data"), "--out", str(target),
+         "--workdir", str(work / "run"), "--cache-dir", str(work / "cache")])
+    main(args)
+    shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle() -> Path:
+    """A real, small bundle that captions coloured shapes ("a red circle")."""
+    target = CACHE / f"tiny-{_source_digest()}"
+    if not (target / "manifest.json").is_file():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        for old in CACHE.glob("tiny-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        build_tiny_bundle(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def flickr_dir() -> Path:
+    path = SHARED_DATA / "flickr8k"
+    if not (path / "images").is_dir():
+        pytest.skip("../shared/data/flickr8k is not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def video_dir() -> Path:
+    path = SHARED_DATA / "video"
+    if not path.is_dir():
+        pytest.skip("../shared/data/video is not present")
+    return path
