@@ -6,6 +6,7 @@ runs do not retrain; CI builds it fresh.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -26,12 +27,15 @@ TRAIN_ARGS = [
 ]
 
 
+BUNDLE_SOURCES = ("images.py", "vocab.py", "bundle.py", "search.py", "session.py")
+
+
 def _source_digest() -> str:
     digest = hashlib.sha1(" ".join(TRAIN_ARGS).encode())
-    for folder in ("training", "export", "captioner"):
-        for path in sorted((ROOT / folder).glob("*.py")):
-            digest.update(path.read_bytes())
-    digest.update((ROOT / "tests" / "synthetic.py").read_bytes())
+    sources = [*sorted((ROOT / "training").glob("*.py")), *sorted((ROOT / "export").glob("*.py")),
+               *(ROOT / "captioner" / name for name in BUNDLE_SOURCES), ROOT / "tests" / "synthetic.py"]
+    for path in sources:
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -55,11 +59,13 @@ def build_tiny_bundle(target: Path) -> Path:
 def tiny_bundle() -> Path:
     """A real, small bundle that captions coloured shapes ("a red circle")."""
     target = CACHE / f"tiny-{_source_digest()}"
-    if not (target / "manifest.json").is_file():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        for old in CACHE.glob("tiny-*"):
-            shutil.rmtree(old, ignore_errors=True)
-        build_tiny_bundle(target)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "build.lock", "w") as lock:  # several pytest runs may share the cache
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "manifest.json").is_file():
+            for old in CACHE.glob("tiny-*"):
+                shutil.rmtree(old, ignore_errors=True)
+            build_tiny_bundle(target)
     return target
 
 
