@@ -272,8 +272,12 @@ def build_context(args: argparse.Namespace, rank: int, world: int) -> Context:
     if args.val_images:
         val = CaptionSet(val.paths[: args.val_images], val.captions[: args.val_images])
         splits["val"] = val
+    if rank != 0:  # rank 0 fills the feature cache first; the others then read it
+        dist.barrier()
     train_feats = cached_features(info, splits["train"].paths, args.cache_dir, args.views, progress)
     val_feats = cached_features(info, val.paths, args.cache_dir, 1, progress)
+    if rank == 0 and world > 1:
+        dist.barrier()
     return Context(
         args=args, splits=splits, vocab=vocab,
         train_feats=torch.from_numpy(np.array(train_feats)),
