@@ -22,7 +22,12 @@ DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "default"
 
 
 def default_bundle() -> Path:
-    return Path(os.environ.get("CAPTIONER_MODEL", DEFAULT_BUNDLE))
+    """$CAPTIONER_MODEL, else the bundle shipped in the checkout, else ./models/default."""
+    if "CAPTIONER_MODEL" in os.environ:
+        return Path(os.environ["CAPTIONER_MODEL"])
+    if DEFAULT_BUNDLE.is_dir():
+        return DEFAULT_BUNDLE
+    return Path.cwd() / "models" / "default"
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
