@@ -334,7 +334,8 @@ class VideoReader:
         assert self.options.every is not None and self.info.duration is not None
         every, duration = self.options.every, self.info.duration
         seeker = _Seeker(self)
-        for k in range(max(1, math.ceil(duration / every - 1e-9))):
+        held: Sample | None = None  # yielded once the next target decodes, so a short file's
+        for k in range(max(1, math.ceil(duration / every - 1e-9))):  # last end can be clamped
             if stop is not None and stop.is_set():
                 return
             start, end = k * every, min((k + 1) * every, duration)
@@ -343,9 +344,14 @@ class VideoReader:
                 self.status.stopped = self.status.stopped or (
                     f"decoding stopped at {timecode(self.status.position)} of {timecode(duration)} "
                     "(file truncated or damaged)")
-                return
-            time, frame = found
-            yield Sample(start, end, time, self.to_image(frame), 0)
+                if held is not None:
+                    held.end = max(held.time, min(held.end, self.status.position))
+                break
+            if held is not None:
+                yield held
+            held = Sample(start, end, found[0], self.to_image(found[1]), 0)
+        if held is not None:
+            yield held
 
 
 def upright(image: Image.Image, rotation: int) -> Image.Image:
