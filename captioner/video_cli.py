@@ -90,7 +90,8 @@ class ProgressBar:
 
     def __call__(self, position: float, duration: float | None) -> None:
         now = time.monotonic()
-        if not self.enabled or now - self.drawn < 0.1:
+        finished = duration is not None and position >= duration
+        if not self.enabled or (now - self.drawn < 0.1 and not finished):
             return
         self.drawn = now
         speed = position / max(now - self.start, 1e-6)

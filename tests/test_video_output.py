@@ -1,0 +1,187 @@
+"""Segment writers read back by maintained parsers, and `captioner video` end to end."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from pathlib import Path
+
+import pytest
+import srt
+import webvtt
+
+from captioner.cli import main
+from captioner.segments import Segment
+from captioner.subtitles import FORMATS, render, to_csv, to_json, to_srt, to_vtt, wrap_cue
+from tests.videos import shape_shots, write_audio_only, write_video
+
+LONG = ("a man in a red shirt and a black hat is riding a brown horse along a dirt road "
+        "next to a river while two dogs run behind him across the green grass")
+SEGMENTS = [
+    Segment(0.0, 2.0, "a red circle", -0.1, 1.0),
+    Segment(2.0, 4.25, "fish & chips <b>not bold</b> --> arrow", -0.2, 3.0, scene=1),
+    Segment(4.25, 3661.5, LONG, -0.3, 100.0, scene=2),
+]
+
+
+def _vtt(text: str) -> list[webvtt.Caption]:
+    return list(webvtt.from_buffer(io.StringIO(text)))
+
+
+def test_cue_wrapping_keeps_two_lines_of_42() -> None:
+    assert wrap_cue("a red circle") == [("a red circle",)]
+    for text in (LONG, "x" * 100, "word " * 40, "a man in a red shirt is riding a bike down a road"):
+        cues = wrap_cue(text)
+        assert all(1 <= len(lines) <= 2 and all(len(line) <= 42 for line in lines) for lines in cues)
+        joined = " ".join(" ".join(lines) for lines in cues)
+        if "x" not in text:
+            assert joined.split() == text.split()  # nothing lost, nothing reordered
+    two = wrap_cue("a man in a red shirt is riding a bike down a road")[0]
+    assert len(two) == 2 and abs(len(two[0]) - len(two[1])) <= 8  # balanced, not greedy
+
+
+def test_srt_parses_back_with_srt() -> None:
+    subs = list(srt.parse(to_srt(SEGMENTS)))
+    assert subs[0].start.total_seconds() == 0.0 and subs[0].end.total_seconds() == 2.0
+    assert subs[0].content == "a red circle"
+    assert subs[1].content == "fish & chips <b>not bold</b> -> arrow"
+    long_cues = subs[2:]
+    assert len(long_cues) >= 2  # the long caption is spread over cues, none over 2x42
+    assert long_cues[0].start.total_seconds() == 4.25
+    assert long_cues[-1].end.total_seconds() == 3661.5
+    assert all(a.end == b.start for a, b in zip(long_cues, long_cues[1:], strict=False))
+    assert " ".join(s.content.replace("\n", " ") for s in long_cues) == LONG
+    for sub in subs:
+        lines = sub.content.split("\n")
+        assert len(lines) <= 2 and all(len(line) <= 42 for line in lines)
+
+
+def test_vtt_parses_back_with_webvtt_py() -> None:
+    text = to_vtt(SEGMENTS, source="clip.mp4")
+    assert text.startswith("WEBVTT\n")
+    captions = _vtt(text)
+    assert captions[0].start == "00:00:00.000" and captions[0].end == "00:00:02.000"
+    assert captions[0].text == "a red circle"
+    assert "&amp;" in captions[1].raw_text and "&lt;b&gt;" in captions[1].raw_text
+    assert "-->" not in captions[1].raw_text.replace("--&gt;", "")
+    assert captions[-1].end == "01:01:01.500"
+    for caption in captions:  # 42 characters as shown, entities decoded
+        shown = [html.unescape(line) for line in caption.lines]
+        assert len(shown) <= 2 and all(len(line) <= 42 for line in shown)
+
+
+def test_csv_and_json_hold_every_segment() -> None:
+    rows = list(csv.DictReader(io.StringIO(to_csv(SEGMENTS, ["t/1.jpg", None, "t/3.jpg"]))))
+    assert [r["caption"] for r in rows] == [s.caption for s in SEGMENTS]
+    assert rows[2]["end_time"] == "01:01:01.500" and float(rows[1]["start"]) == 2.0
+    assert rows[0]["thumbnail"] == "t/1.jpg" and rows[1]["thumbnail"] == ""
+    doc = json.loads(to_json(SEGMENTS, "v.mp4", 3661.5, None, ["t/1.jpg", None, "t/3.jpg"]))
+    assert doc["complete"] is True and doc["video"] == "v.mp4"
+    assert [s["caption"] for s in doc["segments"]] == [s.caption for s in SEGMENTS]
+    assert doc["segments"][1]["scene"] == 1 and "thumbnail" not in doc["segments"][1]
+    partial = json.loads(render("json", SEGMENTS[:1], _doc_stopped()))
+    assert partial["complete"] is False and "stopped at" in partial["stopped"]
+
+
+def _doc_stopped():
+    from captioner.subtitles import VideoDocument
+    return VideoDocument("v.mp4", 10.0, "decoding stopped at 00:00:02.000 of 00:00:10.000")
+
+
+def test_empty_caption_gets_no_cue() -> None:
+    segs = [Segment(0, 1, "", -1, 0.5), Segment(1, 2, "a dog", -1, 1.5)]
+    assert [s.content for s in srt.parse(to_srt(segs))] == ["a dog"]
+    assert [c.text for c in _vtt(to_vtt(segs))] == ["a dog"]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "shapes.mp4"
+    write_video(path, shape_shots([("red", "circle", 2.0), ("blue", "square", 2.2),
+                                   ("green", "triangle", 1.8)]))
+    return path
+
+
+def test_cli_writes_all_four_formats(tiny_bundle: Path, clip: Path, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    code = main(["video", str(clip), "--scenes", "--format", "srt,vtt", "--format", "csv",
+                 "--format", "json", "--out-dir", str(out), "--model", str(tiny_bundle),
+                 "--thumbnails", "--progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    expected = ["a red circle", "a blue square", "a green triangle"]
+    assert [line.split("\t")[3] for line in captured.out.splitlines()] == expected
+    assert "[" in captured.err and "100%" in captured.err  # the bar was drawn
+    assert "1 videos, 3 segments" in captured.err and "4 files written" in captured.err
+    assert [s.content for s in srt.parse((out / "shapes.srt").read_text())] == expected
+    assert [c.text for c in webvtt.read(str(out / "shapes.vtt"))] == expected
+    rows = list(csv.DictReader((out / "shapes.csv").open()))
+    assert [r["caption"] for r in rows] == expected
+    assert all((out / r["thumbnail"]).is_file() for r in rows)
+    doc = json.loads((out / "shapes.json").read_text())
+    assert doc["complete"] and [s["caption"] for s in doc["segments"]] == expected
+    assert [s["start"] for s in doc["segments"]] == pytest.approx([0.0, 2.0, 4.2], abs=0.04)
+
+
+def test_cli_never_overwrites_without_flag(tiny_bundle: Path, clip: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "shapes.srt").write_text("mine\n")
+    args = ["video", str(clip), "--every", "2", "--out-dir", str(tmp_path), "--model",
+            str(tiny_bundle), "--quiet"]
+    assert main(args) == 0
+    assert (tmp_path / "shapes.srt").read_text() == "mine\n"
+    assert "skipped" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+    assert "a red circle" in (tmp_path / "shapes.srt").read_text()
+
+
+def test_cli_reports_bad_files_and_goes_on(tiny_bundle: Path, clip: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    write_audio_only(tmp_path / "tone.m4a")
+    code = main(["video", str(tmp_path / "tone.m4a"), str(clip), "--out-dir", str(tmp_path / "o"),
+                 "--model", str(tiny_bundle), "--format", "json", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "no video stream (audio only)" in err and "1 failed" in err
+    assert (tmp_path / "o" / "shapes.json").is_file()
+    assert main(["video", str(clip), "--format", "docx", "--model", str(tiny_bundle)]) == 2
+
+
+def test_cli_on_a_truncated_file_writes_what_decoded(tiny_bundle: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "cut.mkv"
+    write_video(path, shape_shots([("red", "circle", 2.0), ("blue", "square", 4.0)]))
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    code = main(["video", str(path), "--scenes", "--format", "json", "--model", str(tiny_bundle),
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "warning" in err and "stopped at" in err
+    doc = json.loads((tmp_path / "cut.json").read_text())
+    assert doc["complete"] is False and doc["segments"][0]["caption"] == "a red circle"
+
+
+# the real clips in ../shared/data/video: cut times from its README, ffmpeg's select filter
+REAL_CUTS = {"scene_cuts_3shots.mp4": [5.0, 9.64, 12.6], "city_night_cc0.mp4": [4.64],
+             "pedestrians_vtest.mp4": [], "box_handheld.mp4": []}
+
+
+def test_real_clips_through_the_cli_into_all_formats(tiny_bundle: Path, video_dir: Path,
+                                                     tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    clips = sorted(video_dir / name for name in REAL_CUTS)
+    code = main(["video", *map(str, clips), "--scenes", "--no-merge", "--format", "all",
+                 "--out-dir", str(tmp_path), "--model", str(tiny_bundle), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    for clip in clips:
+        doc = json.loads((tmp_path / f"{clip.stem}.json").read_text())
+        starts = [s["start"] for s in doc["segments"][1:]]
+        assert starts == pytest.approx(REAL_CUTS[clip.name], abs=0.04), clip.name
+        assert doc["complete"]
+        assert len(list(srt.parse((tmp_path / f"{clip.stem}.srt").read_text()))) == len(starts) + 1
+        assert len(webvtt.read(str(tmp_path / f"{clip.stem}.vtt"))) == len(starts) + 1
+        assert len(list(csv.DictReader((tmp_path / f"{clip.stem}.csv").open()))) == len(starts) + 1
+    assert set(FORMATS) == {"srt", "vtt", "csv", "json"}
