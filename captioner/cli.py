@@ -16,6 +16,7 @@ from pathlib import Path
 from captioner.captioner import CaptionOptions, Captioner, CaptionResult
 from captioner.errors import CaptionerError
 from captioner.files import find_images
+from captioner.metadata import ExistingText, read_alt_text, write_alt_text
 from captioner.writers import CaptionRecord, Outcome, write_csv, write_json, write_sidecar
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "default"
@@ -50,7 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sidecar", action="store_true", help="write NAME.txt next to each image")
     p.add_argument("--json", type=Path, help="write all captions to one JSON file")
     p.add_argument("--csv", type=Path, help="write all captions to one CSV file")
-    p.add_argument("--overwrite", action="store_true", help="replace caption files that exist")
+    p.add_argument("--write-metadata", action="store_true",
+                   help="write the caption into each photo as its alt text (IPTC alt text, XMP "
+                        "description, EXIF ImageDescription); JPEG, PNG, WebP, TIFF")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace caption files that exist, and alt text already in photos")
     p.add_argument("--alternatives", action="store_true", help="print the n-best list too")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -98,6 +103,7 @@ def run_caption(args: argparse.Namespace) -> int:
     options = CaptionOptions(beam_size=args.beam, max_length=args.max_length)
     records: list[CaptionRecord] = []
     skipped: list[Path] = []
+    alt_text = AltTextReport()
     progress = Progress(len(found.images), not args.quiet)
     for path, result in captioner.caption_files(found.images, options, args.batch_size):
         progress.update()
@@ -108,7 +114,11 @@ def run_caption(args: argparse.Namespace) -> int:
         records.append(emit(path, result, args.alternatives))
         if args.sidecar:
             write_one(lambda: write_sidecar(path, result.text, args.overwrite), path, skipped, failures)
+        if args.write_metadata:
+            alt_text.write(path, result.text, args.overwrite, failures)
     progress.close()
+    if args.write_metadata:
+        alt_text.report()
     for target, writer in ((args.json, write_json), (args.csv, write_csv)):
         if target:
             write_one(lambda: writer(target, records, args.overwrite), target, skipped, failures)
@@ -132,6 +142,37 @@ def write_one(write: Callable[[], Outcome], target: Path, skipped: list[Path],
     except CaptionerError as exc:
         failures.append((target, getattr(exc, "reason", str(exc))))
         print(f"error: {exc}", file=sys.stderr)
+
+
+class AltTextReport:
+    """--write-metadata: write each caption into its photo; tell what was kept or warned about."""
+
+    def __init__(self) -> None:
+        self.written = 0
+        self.kept: list[tuple[Path, ExistingText | None]] = []
+        self.warnings: list[tuple[Path, str]] = []
+
+    def write(self, path: Path, text: str, overwrite: bool, failures: list[tuple[Path, str]]) -> None:
+        warnings: list[str] = []
+        try:
+            outcome = write_alt_text(path, text, overwrite, warnings)
+        except CaptionerError as exc:
+            failures.append((path, getattr(exc, "reason", str(exc))))
+            print(f"\rerror: {exc}", file=sys.stderr)
+            return
+        self.warnings += [(path, w) for w in warnings]
+        if outcome is Outcome.SKIPPED_EXISTS:
+            self.kept.append((path, read_alt_text(path)))
+        else:
+            self.written += 1
+
+    def report(self) -> None:
+        for path, warning in self.warnings:
+            print(f"warning: {path}: {warning}", file=sys.stderr)
+        for path, existing in self.kept:
+            held = f'{existing.label}: "{existing.text}"' if existing else "existing alt text"
+            print(f"kept existing alt text: {path}: {held} (use --overwrite to replace it)", file=sys.stderr)
+        print(f"alt text: {self.written} written, {len(self.kept)} kept", file=sys.stderr)
 
 
 def summarise(captioned: int, skipped: Sequence[Path], failures: Sequence[tuple[Path, str]]) -> None:

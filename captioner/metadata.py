@@ -336,10 +336,13 @@ def _pixel_hash(file: Path, path: Path) -> str:
 
 @contextlib.contextmanager
 def _temporary_copy(target: Path, path: Path) -> Iterator[Path]:
-    """A copy of `target` in its own folder, removed on the way out unless it was moved away."""
+    """A copy of `target` in its own folder, removed on the way out unless it was moved away.
+
+    Its name ends in .captioner-tmp, not an image extension, so that a copy left by a killed
+    process is never taken for a photo by folder scans.
+    """
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".captioner{target.suffix}",
-                                    dir=target.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".captioner-tmp", dir=target.parent)
     except OSError as exc:
         raise WriteError(path, f"cannot write in this folder: {exc.strerror or exc}") from None
     tmp = Path(name)
