@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import os
 import stat
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -312,6 +313,12 @@ def _snapshot(image: Any) -> dict[str, Any]:
                 snap[key] = (*snap.get(key, ()), value)
             else:
                 snap[key] = value
+    exiv2 = sys.modules["exiv2"]
+    if any(exiv2.ExifTags.isMakerGroup(key.split(".")[1]) for key in snap
+           if key.startswith("Exif.") and not key.startswith("Exif.MakerNote.")):
+        # a maker note libexiv2 decoded is compared entry by entry (above); its raw block holds
+        # offsets (Canon's count from the file start) that change when the block moves
+        snap.pop("Exif.Photo.MakerNote", None)
     if image.iccProfileDefined():
         snap["ICC profile"] = hashlib.sha256(bytes(image.iccProfile().data())).hexdigest()
     if image.comment():

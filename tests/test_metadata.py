@@ -219,6 +219,37 @@ def test_every_frame_of_multi_frame_files_survives(tmp_path: Path) -> None:
         assert independent_read(photo)["alt_text"] == {"x-default": CAPTION}
 
 
+@pytest.mark.parametrize("make, notes", [
+    ("Canon", {"Exif.Canon.OwnerName": "Grace", "Exif.CanonCs.Macro": "2"}),
+    ("NIKON CORPORATION", {"Exif.Nikon3.Version": "48 50 49 48", "Exif.Nikon3.Quality": "FINE"}),
+])
+def test_camera_maker_notes_and_thumbnail_survive(tmp_path: Path, make: str, notes: dict[str, str]) -> None:
+    """Maker notes move when the file is laid out again (Canon's hold absolute offsets): every
+    decoded entry must still read the same, and the EXIF thumbnail must still be there."""
+    photo = make_photo(tmp_path, "jpeg")
+    image = exiv2.ImageFactory.open(str(photo))
+    image.readMetadata()
+    exif = image.exifData()
+    exif["Exif.Image.Make"] = make
+    for key, value in notes.items():
+        exif[key] = value
+    thumb = tmp_path / "thumb.jpg"
+    source_pixels().resize((160, 120)).save(thumb, quality=80)
+    exiv2.ExifThumb(exif).setJpegThumbnail(str(thumb))
+    image.writeMetadata()
+    del image
+    pixels = pixel_hash(photo)
+
+    assert write_alt_text(photo, CAPTION) is Outcome.WRITTEN
+    image = exiv2.ImageFactory.open(str(photo))
+    image.readMetadata()
+    exif = image.exifData()
+    assert {key: exif[key].toString() for key in notes} == notes
+    assert bytes(exiv2.ExifThumb(exif).copy().data()) == thumb.read_bytes()
+    assert pixel_hash(photo) == pixels
+    assert independent_read(photo)["alt_text"] == {"x-default": CAPTION}
+
+
 @pytest.mark.skipif(not FLICKR_PHOTOS, reason="Flickr8k photos not in shared/data")
 def test_real_photos_as_they_came(tmp_path: Path) -> None:
     """Untouched Flickr JPEGs (whatever metadata they carry): alt text in, pixels and the rest kept."""
