@@ -130,7 +130,7 @@ def write_alt_text(path: str | Path, text: str, overwrite: bool = False,
     exiv2 = _exiv2(path)
     target = Path(os.path.realpath(path))  # write through a link, do not replace it
     _check_writable(path, target)
-    with _lock:
+    with _lock:  # only libexiv2 calls hold the lock; decoding pixels does not
         image = _open(exiv2, path, target)
         if image.mimeType() not in WRITABLE_TYPES:
             raise WriteError(path, f"cannot write alt text into this kind of file "
@@ -143,8 +143,9 @@ def write_alt_text(path: str | Path, text: str, overwrite: bool = False,
             return Outcome.WRITTEN
         before = _snapshot(image)
         del image
-        pixels = _pixel_hash(target, path)
-        with _temporary_copy(target, path) as tmp:
+    pixels = _pixel_hash(target, path)
+    with _temporary_copy(target, path) as tmp:
+        with _lock:
             try:
                 copy = exiv2.ImageFactory.open(str(tmp))
                 copy.readMetadata()
@@ -154,9 +155,9 @@ def write_alt_text(path: str | Path, text: str, overwrite: bool = False,
             except exiv2.Exiv2Error as exc:
                 raise WriteError(path, f"libexiv2 could not write the metadata: {_exiv2_reason(exc)}") \
                     from None
-            _verify(exiv2, tmp, path, text, before, written, pixels)
-            _fsync(tmp)
-            _replace(tmp, target, path)
+        _verify(exiv2, tmp, path, text, before, written, pixels)
+        _fsync(tmp)
+        _replace(tmp, target, path)
     return Outcome.WRITTEN
 
 
@@ -369,19 +370,19 @@ def _temporary_copy(target: Path, path: Path) -> Iterator[Path]:
 def _verify(exiv2: Any, tmp: Path, path: Path, text: str, before: dict[str, Any], written: set[str],
             pixels: str) -> None:
     """Re-read the written copy: new fields present, all others unchanged, same pixels."""
-    try:
-        check = exiv2.ImageFactory.open(str(tmp))
-        check.readMetadata()
-    except exiv2.Exiv2Error as exc:
-        raise WriteError(path, f"the written copy does not read back: {_exiv2_reason(exc)}") from None
-    for key in written:
-        if key.startswith("Iptc.Envelope"):
-            continue
-        if _field(check, key) != text:
-            raise WriteError(path, f"{FIELD_LABELS.get(key, key)} did not read back as written; "
-                                   f"the photo was left as it was")
-    after = _snapshot(check)
-    del check
+    with _lock:
+        try:
+            check = exiv2.ImageFactory.open(str(tmp))
+            check.readMetadata()
+        except exiv2.Exiv2Error as exc:
+            raise WriteError(path, f"the written copy does not read back: {_exiv2_reason(exc)}") from None
+        misread = [key for key in sorted(written)
+                   if not key.startswith("Iptc.Envelope") and _field(check, key) != text]
+        after = _snapshot(check)
+        del check
+    if misread:
+        raise WriteError(path, f"{FIELD_LABELS.get(misread[0], misread[0])} did not read back as written; "
+                               f"the photo was left as it was")
     for key, value in before.items():
         if key in written:
             continue
