@@ -89,6 +89,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--video-dir", type=Path, default=ROOT.parent / "shared" / "data" / "video")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--extra", action="append", default=[], metavar="FILE=T1,T2,...",
+                        help="another clip and its true cut times, e.g. the 1080p bench clip")
     args = parser.parse_args()
     detectors: dict[str, Callable[[Path], list[float]]] = {"ffmpeg scdet (captioner)": ffmpeg_scdet}
     try:
@@ -102,6 +104,9 @@ def main() -> int:
         clips = {args.video_dir / name: (cuts, 1 / 25) for name, cuts in REAL.items()
                  if (args.video_dir / name).is_file()}
         clips.update(synthetic_clips(Path(tmp)))
+        for extra in args.extra:
+            name, _, times = extra.partition("=")
+            clips[Path(name)] = ([float(t) for t in times.split(",") if t], 1 / 25)
         for name, detect in detectors.items():
             detect(next(iter(clips)))  # warm up imports and codecs
             for path, (truth, interval) in clips.items():

@@ -282,7 +282,7 @@ class VideoReader:
 
     def to_image(self, frame: av.VideoFrame) -> Image.Image:
         """An upright RGB image of a frame, as a player would show it."""
-        if frame.width > self.options.frame_box * 1.5 or frame.height > self.options.frame_box * 1.5:
+        if max(frame.width, frame.height) > self.options.frame_box:
             width, height = self._scaled_size()
             frame = frame.reformat(width=width, height=height, interpolation="AREA")
         return upright(frame.to_image(), self.info.rotation)
@@ -470,3 +470,15 @@ class _Seeker:
             if time >= target - half:
                 return time, frame
         return None
+
+
+def frame_at(path: str | Path, time: float, box: int = 720) -> Image.Image:
+    """The upright frame shown at `time` seconds, scaled to fit `box` (for a preview).
+
+    Seeks to the keyframe before it and decodes forward, so it costs one GOP at most.
+    """
+    with VideoReader(path, SamplingOptions(every=1.0, frame_box=box)) as reader:
+        found = _Seeker(reader).frame_at(max(0.0, time))
+        if found is None:
+            raise VideoError(reader.path, f"no frame at {timecode(time)}")
+        return reader.to_image(found[1])

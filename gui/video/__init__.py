@@ -1,0 +1,1 @@
+"""The app's Video tab: open or drop a video, watch segments stream in, edit, export."""

@@ -1,0 +1,315 @@
+"""The Video tab: open or drop a video, segments stream into a timeline list with thumbnails,
+clicking one shows its frame, captions are edited in place, and the list exports to SRT,
+WebVTT, CSV or JSON. Decoding and captioning run in a worker thread with progress and Cancel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image
+from PySide6.QtCore import QCoreApplication, QItemSelection, QSize, Qt, QThread
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from captioner.captioner import Captioner
+from captioner.errors import CaptionerError
+from captioner.segments import Segment, VideoJob
+from captioner.subtitles import VideoDocument, write_segments
+from captioner.video import VIDEO_EXTENSIONS, SamplingOptions, VideoInfo, frame_at, is_video_path
+from gui.video.model import CAPTION, THUMB, TIME, SegmentModel
+from gui.video.worker import VideoWorker, start_worker
+
+EXPORTS = (("SRT", "srt", "SubRip subtitles (*.srt)"), ("WebVTT", "vtt", "WebVTT (*.vtt)"),
+           ("CSV", "csv", "CSV (*.csv)"), ("JSON", "json", "JSON (*.json)"))
+PREVIEW_BOX = 720
+
+
+def pil_to_pixmap(image: Image.Image) -> QPixmap:
+    rgb = image.convert("RGB")
+    data = rgb.tobytes()
+    qimage = QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(qimage.copy())  # copy: the QImage must not outlive `data`
+
+
+class VideoPanel(QWidget):
+    """Constructed by the main window as VideoPanel(parent, captioner_getter)."""
+
+    def __init__(self, parent: QWidget | None = None,
+                 captioner_getter: Callable[[], Captioner | None] = lambda: None) -> None:
+        super().__init__(parent)
+        self.captioner_getter = captioner_getter
+        self.model = SegmentModel(self)
+        self.video: Path | None = None
+        self.info: VideoInfo | None = None
+        self.stopped: str | None = None
+        self.worker: VideoWorker | None = None
+        self.worker_thread: QThread | None = None
+        self.setAcceptDrops(True)
+        self._build()
+        self._set_running(False)
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+
+    # -- layout -------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.addLayout(self._controls())
+        self.status = QLabel("Open or drop a video to caption its scenes.")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self._table())
+        splitter.addWidget(self._preview())
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        layout.addWidget(splitter, 1)
+        layout.addLayout(self._exports())
+
+    def _controls(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.open_button = QPushButton("Open video…")
+        self.open_button.clicked.connect(self.choose_video)
+        self.every = QDoubleSpinBox()
+        self.every.setRange(0.0, 3600.0)
+        self.every.setDecimals(1)
+        self.every.setValue(10.0)
+        self.every.setSuffix(" s")
+        self.every.setSpecialValueText("off")
+        self.every.setToolTip("a frame every N seconds (with scenes: inside scenes longer than N)")
+        self.scenes = QCheckBox("Scenes")
+        self.scenes.setChecked(True)
+        self.scenes.setToolTip("one segment per scene, from ffmpeg's scene-cut score")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        for widget in (self.open_button, QLabel("Every"), self.every, self.scenes,
+                       self.cancel_button):
+            row.addWidget(widget)
+        row.addWidget(self.progress, 1)
+        return row
+
+    def _table(self) -> QTableView:
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                                   | QAbstractItemView.EditTrigger.EditKeyPressed
+                                   | QAbstractItemView.EditTrigger.AnyKeyPressed)
+        self.table.setIconSize(QSize(96, 54))
+        self.table.verticalHeader().setDefaultSectionSize(60)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(THUMB, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(THUMB, 104)
+        header.setSectionResizeMode(TIME, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(CAPTION, QHeaderView.ResizeMode.Stretch)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.model.rowsInserted.connect(lambda *_: self._update_exports())
+        return self.table
+
+    def _preview(self) -> QWidget:
+        box = QWidget()
+        column = QVBoxLayout(box)
+        self.frame = QLabel("No segment selected")
+        self.frame.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.frame.setMinimumSize(320, 180)
+        self.frame_caption = QLabel("")
+        self.frame_caption.setWordWrap(True)
+        column.addWidget(self.frame, 1)
+        column.addWidget(self.frame_caption)
+        return box
+
+    def _exports(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Export:"))
+        self.export_buttons: dict[str, QPushButton] = {}
+        for label, fmt, _ in EXPORTS:
+            button = QPushButton(label)
+            button.clicked.connect(lambda _=False, f=fmt: self.choose_export(f))
+            self.export_buttons[fmt] = button
+            row.addWidget(button)
+        row.addStretch(1)
+        return row
+
+    # -- running ------------------------------------------------------------------------------
+
+    def sampling(self) -> SamplingOptions:
+        every = self.every.value() or None
+        return SamplingOptions(every=every, scenes=self.scenes.isChecked() or every is None)
+
+    def choose_video(self) -> None:
+        patterns = " ".join(f"*{ext}" for ext in sorted(VIDEO_EXTENSIONS))
+        name, _ = QFileDialog.getOpenFileName(self, "Open video", "", f"Videos ({patterns});;All files (*)")
+        if name:
+            self.open_video(Path(name))
+
+    def open_video(self, path: Path) -> bool:
+        """Start captioning `path`; False (with the reason shown) if it cannot start."""
+        captioner = self.captioner_getter()
+        if captioner is None:
+            self.status.setText("No model is loaded: choose a model first.")
+            return False
+        self.cancel()
+        self.wait()
+        self.model.clear()
+        self.video, self.info, self.stopped = Path(path), None, None
+        self.frame.setText("No segment selected")
+        self.frame_caption.setText("")
+        self.progress.setValue(0)
+        self.status.setText(f"Reading {self.video.name}…")
+        job = VideoJob(self.sampling(), thumbnails=True, merge=False)  # the model merges, so rows
+        self.worker = VideoWorker(captioner, self.video, job)  # appear as soon as they are captioned
+        self.worker.started.connect(self._on_started)
+        self.worker.segment.connect(self.model.add)
+        self.worker.progress.connect(self._on_progress)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.failed.connect(self._on_failed)
+        self.worker_thread = start_worker(self.worker)
+        self._set_running(True)
+        return True
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def wait(self, ms: int = 10_000) -> None:
+        if self.worker_thread is not None:
+            self.worker_thread.wait(ms)
+
+    def shutdown(self) -> None:
+        self.cancel()
+        self.wait()
+
+    def is_running(self) -> bool:
+        return self.worker_thread is not None and self.worker_thread.isRunning()
+
+    def _set_running(self, running: bool) -> None:
+        self.cancel_button.setEnabled(running)
+        for widget in (self.every, self.scenes):
+            widget.setEnabled(not running)
+        self._update_exports(running)
+
+    def _update_exports(self, running: bool | None = None) -> None:
+        running = self.is_running() if running is None else running
+        for button in self.export_buttons.values():
+            button.setEnabled(self.model.rowCount() > 0 and not running)
+
+    def _on_started(self, info: VideoInfo) -> None:
+        self.info = info
+        size = f"{info.width}x{info.height}"
+        length = f"{info.duration:.1f} s" if info.duration else "unknown length"
+        self.status.setText(f"{self.video.name if self.video else ''}: {size}, {length} — captioning…")
+
+    def _on_progress(self, position: float, duration: float) -> None:
+        if duration > 0:
+            self.progress.setValue(int(1000 * min(1.0, position / duration)))
+            self.progress.setFormat(f"{position:.0f} / {duration:.0f} s")
+        else:
+            self.progress.setFormat(f"{position:.0f} s")
+
+    def _on_finished(self, stopped: str) -> None:
+        self.stopped = stopped or None
+        count = self.model.rowCount()
+        if stopped == "cancelled":
+            self.status.setText(f"Cancelled: {count} segments so far.")
+        elif stopped:
+            self.status.setText(f"{count} segments. Stopped early: {stopped}; the rest is captioned.")
+        else:
+            self.progress.setValue(1000)
+            self.status.setText(f"{count} segments. Double-click a caption to edit it.")
+        self._finish_thread()
+
+    def _on_failed(self, message: str) -> None:
+        self.status.setText(f"Cannot caption: {message}")
+        self._finish_thread()
+
+    def _finish_thread(self) -> None:
+        if self.worker_thread is not None:
+            self.worker_thread.quit()
+            self.worker_thread.wait(5000)
+        self._set_running(False)
+
+    # -- preview and export -------------------------------------------------------------------
+
+    def _selection_changed(self, selected: QItemSelection, _: QItemSelection) -> None:
+        rows = {index.row() for index in selected.indexes()}
+        if rows:
+            self.show_segment(min(rows))
+
+    def show_segment(self, row: int) -> None:
+        """Show the frame the caption was made from, decoded again at preview size."""
+        seg = self.model.segment(row)
+        self.frame_caption.setText(seg.caption)
+        if self.video is None:
+            return
+        try:
+            pixmap = pil_to_pixmap(frame_at(self.video, seg.frame_time, PREVIEW_BOX))
+        except CaptionerError as exc:
+            self.frame.setText(str(exc))
+            return
+        self.frame.setPixmap(pixmap.scaled(self.frame.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                           Qt.TransformationMode.SmoothTransformation))
+
+    def choose_export(self, fmt: str) -> None:
+        label, _, pattern = next(e for e in EXPORTS if e[1] == fmt)
+        start = str(self.video.with_suffix(f".{fmt}")) if self.video else f"captions.{fmt}"
+        name, _ = QFileDialog.getSaveFileName(self, f"Export {label}", start, pattern)
+        if name:
+            self.export(Path(name), fmt)
+
+    def export(self, path: Path, fmt: str) -> bool:
+        """Write the (edited) segments; the save dialog has already asked before replacing."""
+        segments: list[Segment] = self.model.segments()
+        doc = VideoDocument(str(self.video) if self.video else None,
+                            self.info.duration if self.info else None, self.stopped)
+        try:
+            write_segments(path, fmt, segments, doc, overwrite=True)
+        except CaptionerError as exc:
+            self.status.setText(f"Export failed: {exc}")
+            return False
+        self.status.setText(f"Exported {len(segments)} segments to {path}")
+        return True
+
+    # -- drag and drop ------------------------------------------------------------------------
+
+    @staticmethod
+    def _dropped_video(event: QDragEnterEvent | QDropEvent) -> Path | None:
+        for url in event.mimeData().urls():
+            if url.isLocalFile() and is_video_path(Path(url.toLocalFile())):
+                return Path(url.toLocalFile())
+        return None
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt's name)
+        if self._dropped_video(event) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        path = self._dropped_video(event)
+        if path is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_video(path)
