@@ -138,3 +138,16 @@ def test_rows_with_the_same_caption_grow_instead_of_repeating(qtbot, panel: Vide
     segments = panel.model.segments()
     assert [s.caption for s in segments] == EXPECTED
     assert [s.start for s in segments] == [0.0, 2.0, 4.0]
+
+
+def test_opening_another_video_mid_run_replaces_the_first(qtbot, panel: VideoPanel, clip: Path,
+                                                          tmp_path: Path) -> None:
+    long = tmp_path / "long.mp4"
+    write_video(long, shape_shots([("yellow", "circle", 40.0)]), fps=10)
+    panel.every.setValue(0.0)
+    with qtbot.waitSignal(panel.model.rowsInserted, timeout=20_000):
+        panel.open_video(long)
+        panel.open_video(clip)
+    qtbot.waitUntil(lambda: not panel.is_running() and "3 segments" in panel.status.text(),
+                    timeout=30_000)
+    assert [s.caption for s in panel.model.segments()] == EXPECTED

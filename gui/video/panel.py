@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QCoreApplication, QItemSelection, QSize, Qt, QThread
+from PySide6.QtCore import QCoreApplication, QItemSelection, QSize, Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -33,10 +33,14 @@ from captioner.segments import Segment, VideoJob
 from captioner.subtitles import VideoDocument, write_segments
 from captioner.video import VIDEO_EXTENSIONS, SamplingOptions, VideoInfo, frame_at, is_video_path
 from gui.video.model import CAPTION, THUMB, TIME, SegmentModel
-from gui.video.worker import VideoWorker, start_worker
+from gui.video.worker import VideoWorker
 
-EXPORTS = (("SRT", "srt", "SubRip subtitles (*.srt)"), ("WebVTT", "vtt", "WebVTT (*.vtt)"),
-           ("CSV", "csv", "CSV (*.csv)"), ("JSON", "json", "JSON (*.json)"))
+EXPORTS = (
+    ("SRT", "srt", "SubRip subtitles (*.srt)"),
+    ("WebVTT", "vtt", "WebVTT (*.vtt)"),
+    ("CSV", "csv", "CSV (*.csv)"),
+    ("JSON", "json", "JSON (*.json)"),
+)
 PREVIEW_BOX = 720
 
 
@@ -50,8 +54,9 @@ def pil_to_pixmap(image: Image.Image) -> QPixmap:
 class VideoPanel(QWidget):
     """Constructed by the main window as VideoPanel(parent, captioner_getter)."""
 
-    def __init__(self, parent: QWidget | None = None,
-                 captioner_getter: Callable[[], Captioner | None] = lambda: None) -> None:
+    def __init__(
+        self, parent: QWidget | None = None, captioner_getter: Callable[[], Captioner | None] = lambda: None
+    ) -> None:
         super().__init__(parent)
         self.captioner_getter = captioner_getter
         self.model = SegmentModel(self)
@@ -59,7 +64,6 @@ class VideoPanel(QWidget):
         self.info: VideoInfo | None = None
         self.stopped: str | None = None
         self.worker: VideoWorker | None = None
-        self.worker_thread: QThread | None = None
         self.setAcceptDrops(True)
         self._build()
         self._set_running(False)
@@ -102,8 +106,7 @@ class VideoPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(True)
-        for widget in (self.open_button, QLabel("Every"), self.every, self.scenes,
-                       self.cancel_button):
+        for widget in (self.open_button, QLabel("Every"), self.every, self.scenes, self.cancel_button):
             row.addWidget(widget)
         row.addWidget(self.progress, 1)
         return row
@@ -113,9 +116,11 @@ class VideoPanel(QWidget):
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
-                                   | QAbstractItemView.EditTrigger.EditKeyPressed
-                                   | QAbstractItemView.EditTrigger.AnyKeyPressed)
+        self.table.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
+            | QAbstractItemView.EditTrigger.AnyKeyPressed
+        )
         self.table.setIconSize(QSize(96, 54))
         self.table.verticalHeader().setDefaultSectionSize(60)
         self.table.verticalHeader().hide()
@@ -180,12 +185,12 @@ class VideoPanel(QWidget):
         self.status.setText(f"Reading {self.video.name}…")
         job = VideoJob(self.sampling(), thumbnails=True, merge=False)  # the model merges, so rows
         self.worker = VideoWorker(captioner, self.video, job)  # appear as soon as they are captioned
-        self.worker.started.connect(self._on_started)
-        self.worker.segment.connect(self.model.add)
+        self.worker.opened.connect(self._on_opened)
+        self.worker.item.connect(self._on_segment)
         self.worker.progress.connect(self._on_progress)
-        self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
-        self.worker_thread = start_worker(self.worker)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.start()
         self._set_running(True)
         return True
 
@@ -194,15 +199,16 @@ class VideoPanel(QWidget):
             self.worker.cancel()
 
     def wait(self, ms: int = 10_000) -> None:
-        if self.worker_thread is not None:
-            self.worker_thread.wait(ms)
+        """Block until the run's thread ends (switching videos, shutdown, tests)."""
+        if self.worker is not None and self.worker.is_running():
+            self.worker.wait(ms)
 
     def shutdown(self) -> None:
         self.cancel()
         self.wait()
 
     def is_running(self) -> bool:
-        return self.worker_thread is not None and self.worker_thread.isRunning()
+        return self.worker is not None and self.worker.is_running()
 
     def _set_running(self, running: bool) -> None:
         self.cancel_button.setEnabled(running)
@@ -215,40 +221,53 @@ class VideoPanel(QWidget):
         for button in self.export_buttons.values():
             button.setEnabled(self.model.rowCount() > 0 and not running)
 
-    def _on_started(self, info: VideoInfo) -> None:
+    def _current(self) -> bool:
+        """Signals of a run replaced by a newer one may still be queued: drop them."""
+        return self.worker is not None and self.sender() is self.worker
+
+    def _on_segment(self, seg: Segment) -> None:
+        if self._current():
+            self.model.add(seg)
+
+    def _on_opened(self, info: VideoInfo) -> None:
+        if not self._current():
+            return
         self.info = info
         size = f"{info.width}x{info.height}"
         length = f"{info.duration:.1f} s" if info.duration else "unknown length"
         self.status.setText(f"{self.video.name if self.video else ''}: {size}, {length} — captioning…")
 
-    def _on_progress(self, position: float, duration: float) -> None:
-        if duration > 0:
-            self.progress.setValue(int(1000 * min(1.0, position / duration)))
-            self.progress.setFormat(f"{position:.0f} / {duration:.0f} s")
+    def _on_progress(self, done_ms: int, total_ms: int) -> None:
+        if not self._current():
+            return
+        if total_ms > 0:
+            self.progress.setValue(int(1000 * min(1.0, done_ms / total_ms)))
+            self.progress.setFormat(f"{done_ms / 1000:.0f} / {total_ms / 1000:.0f} s")
         else:
-            self.progress.setFormat(f"{position:.0f} s")
+            self.progress.setFormat(f"{done_ms / 1000:.0f} s")
 
-    def _on_finished(self, stopped: str) -> None:
-        self.stopped = stopped or None
+    def _on_failed(self, message: str) -> None:
+        if self._current():
+            self.status.setText(f"Cannot caption: {message}")
+
+    def _on_finished(self, cancelled: bool) -> None:
+        if not self._current() or self.worker is None:
+            return
+        self._set_running(False)
         count = self.model.rowCount()
-        if stopped == "cancelled":
+        self.stopped = self.worker.stopped
+        if self.worker.error:
+            return
+        if cancelled:
+            self.stopped = "cancelled"
             self.status.setText(f"Cancelled: {count} segments so far.")
-        elif stopped:
-            self.status.setText(f"{count} segments. Stopped early: {stopped}; the rest is captioned.")
+        elif self.stopped:
+            self.status.setText(
+                f"{count} segments. Stopped early: {self.stopped}; what decoded is captioned."
+            )
         else:
             self.progress.setValue(1000)
             self.status.setText(f"{count} segments. Double-click a caption to edit it.")
-        self._finish_thread()
-
-    def _on_failed(self, message: str) -> None:
-        self.status.setText(f"Cannot caption: {message}")
-        self._finish_thread()
-
-    def _finish_thread(self) -> None:
-        if self.worker_thread is not None:
-            self.worker_thread.quit()
-            self.worker_thread.wait(5000)
-        self._set_running(False)
 
     # -- preview and export -------------------------------------------------------------------
 
@@ -268,8 +287,13 @@ class VideoPanel(QWidget):
         except CaptionerError as exc:
             self.frame.setText(str(exc))
             return
-        self.frame.setPixmap(pixmap.scaled(self.frame.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                           Qt.TransformationMode.SmoothTransformation))
+        self.frame.setPixmap(
+            pixmap.scaled(
+                self.frame.size(),
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+        )
 
     def choose_export(self, fmt: str) -> None:
         label, _, pattern = next(e for e in EXPORTS if e[1] == fmt)
@@ -281,8 +305,9 @@ class VideoPanel(QWidget):
     def export(self, path: Path, fmt: str) -> bool:
         """Write the (edited) segments; the save dialog has already asked before replacing."""
         segments: list[Segment] = self.model.segments()
-        doc = VideoDocument(str(self.video) if self.video else None,
-                            self.info.duration if self.info else None, self.stopped)
+        doc = VideoDocument(
+            str(self.video) if self.video else None, self.info.duration if self.info else None, self.stopped
+        )
         try:
             write_segments(path, fmt, segments, doc, overwrite=True)
         except CaptionerError as exc:

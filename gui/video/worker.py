@@ -1,76 +1,54 @@
-"""Captioning one video off the GUI thread; segments, progress and the end come back as signals.
+"""Captioning one video off the GUI thread, on the app's Worker base (gui/workers.py).
 
-Cancel sets a flag that the progress callback checks (it runs at least five times a second),
-so a cancel lands within a fraction of a second even inside a long scene, and closing the
-segment stream stops the decoding thread and closes the file.
+Segments arrive through `item` in time order, progress through `progress` in milliseconds of
+video (total 0 when the length is unknown), and `finished(cancelled)` comes last, after every
+segment was delivered; `stopped` then says why decoding ended early, if it did.
+Cancel is checked in the progress callback, which runs at least five times a second, so it
+lands within a fraction of a second even inside a long scene; leaving the segment stream
+stops the decoding thread and closes the file.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import Signal
 
 from captioner.captioner import Captioner
 from captioner.errors import CaptionerError
 from captioner.segments import VideoCaptioning, VideoJob
+from gui.workers import Worker
 
 
 class _Cancelled(Exception):
     pass
 
 
-class VideoWorker(QObject):
-    """Lives in its own QThread; `run` captions, `cancel` may be called from any thread."""
-
-    started = Signal(object)  # VideoInfo
-    segment = Signal(object)  # Segment, in time order
-    progress = Signal(float, float)  # seconds decoded, duration (0 when unknown)
-    finished = Signal(str)  # "" when complete, else why it stopped early ("cancelled", ...)
-    failed = Signal(str)  # the file could not be read at all
+class VideoWorker(Worker):
+    opened = Signal(object)  # VideoInfo, once the file is open
 
     def __init__(self, captioner: Captioner, path: Path, job: VideoJob) -> None:
-        super().__init__()
+        super().__init__(f"caption {Path(path).name}")
         self.captioner, self.path, self.job = captioner, Path(path), job
-        self._cancel = threading.Event()
+        self.stopped: str | None = None  # why decoding ended early (truncated file), if it did
+        self.error: str | None = None  # why the file could not be read at all
 
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    def _progress(self, position: float, duration: float | None) -> None:
-        if self._cancel.is_set():
-            raise _Cancelled
-        self.progress.emit(position, duration or 0.0)
-
-    @Slot()
-    def run(self) -> None:
+    def work(self) -> None:
         try:
             with VideoCaptioning(self.captioner, self.path, self.job) as run:
-                self.started.emit(run.info)
+                self.opened.emit(run.info)
                 for seg in run.segments(self._progress):
-                    self.segment.emit(seg)
-                    if self._cancel.is_set():
+                    self.emit_item(seg)
+                    if self.is_cancelled():
                         raise _Cancelled
-                self.finished.emit(run.reader.status.stopped or "")
+                self.stopped = run.reader.status.stopped
         except _Cancelled:
-            self.finished.emit("cancelled")
+            return
         except CaptionerError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # a worker must always report back, or the panel waits forever
-            self.failed.emit(f"{self.path}: unexpected error ({exc})")
+            self.error = str(exc)
+            self.failed.emit(self.error)
 
-
-def start_worker(worker: VideoWorker) -> QThread:
-    """Move the worker to a new thread and start it; the thread quits when the worker ends."""
-    thread = QThread()
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    worker.finished.connect(thread.quit)
-    worker.failed.connect(thread.quit)
-    thread.start()
-    return thread
+    def _progress(self, position: float, duration: float | None) -> None:
+        if self.is_cancelled():
+            raise _Cancelled
+        self.report(int(position * 1000), int((duration or 0.0) * 1000))
