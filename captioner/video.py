@@ -321,8 +321,7 @@ class VideoReader:
                 yield self._sample(closed)
             last = time
         if last is not None and (stop is None or not stop.is_set()):
-            final = builder.finish(self.status.position)
-            if final is not None:
+            for final in builder.finish(self.status.position):
                 yield self._sample(final)
 
     def _sample(self, seg: _OpenSegment) -> Sample:
@@ -332,13 +331,14 @@ class VideoReader:
     def _seeking(self, stop: threading.Event | None) -> Iterator[Sample]:
         """One frame per N seconds, nearest each window's middle, by seeking to keyframes."""
         assert self.options.every is not None and self.info.duration is not None
-        every, duration = self.options.every, self.info.duration
+        every, duration = float(self.options.every), self.info.duration
         seeker = _Seeker(self)
         held: Sample | None = None  # yielded once the next target decodes, so a short file's
-        for k in range(max(1, math.ceil(duration / every - 1e-9))):  # last end can be clamped
+        windows = max(1, math.floor(duration / every + 0.75))  # a stub under N/4 joins the last
+        for k in range(windows):  # (and the last end can be clamped)
             if stop is not None and stop.is_set():
                 return
-            start, end = k * every, min((k + 1) * every, duration)
+            start, end = k * every, (k + 1) * every if k + 1 < windows else duration
             found = seeker.frame_at((start + end) / 2)
             if found is None:
                 self.status.stopped = self.status.stopped or (
@@ -385,11 +385,17 @@ class _OpenSegment:
 
 
 class _SegmentBuilder:
-    """Turns a stream of (time, frame, is_cut) into closed segments: at cuts and every N seconds."""
+    """Turns a stream of (time, frame, is_cut) into closed segments: at cuts and every N seconds.
+
+    A part closed at an N-second mark is held back until the scene goes on or ends, so that a
+    scene's last stub (under N/4, e.g. 0.2 s before a cut or the end) joins the part before
+    it instead of becoming a flash of a subtitle.
+    """
 
     def __init__(self, options: SamplingOptions) -> None:
         self.options = options
         self.current: _OpenSegment | None = None
+        self.held: _OpenSegment | None = None
         self.scene = 0
         self.last_cut = -math.inf
 
@@ -404,10 +410,11 @@ class _SegmentBuilder:
         elif cut:
             self.last_cut = time
             self.scene += 1
-            closed.append(self._close(time, self.scene))
+            closed += self._release(self._close(time, self.scene))
         elif self.options.every and time >= self.current.start + self.options.every:
             steps = math.floor((time - self.current.start) / self.options.every)  # >1 over gaps
-            closed.append(self._close(self.current.start + steps * self.options.every, self.scene))
+            closed += self._hold(self._close(self.current.start + steps * self.options.every,
+                                             self.scene))
         assert self.current is not None
         self.current.add(time, frame)
         self.current.end = max(self.current.end, time)
@@ -420,12 +427,30 @@ class _SegmentBuilder:
         self.current = _OpenSegment(end, scene)
         return done
 
-    def finish(self, end: float) -> _OpenSegment | None:
+    def _hold(self, part: _OpenSegment) -> list[_OpenSegment]:
+        released, self.held = self.held, part
+        return [released] if released is not None else []
+
+    def _release(self, last: _OpenSegment) -> list[_OpenSegment]:
+        """`last` ends a scene: a stub joins the held part before it."""
+        held, self.held = self.held, None
+        if held is None:
+            return [last]
+        if self.options.every and last.end - last.start < self.options.every / 4:
+            held.end = last.end
+            return [held]
+        return [held, last]
+
+    def finish(self, end: float) -> list[_OpenSegment]:
         done, self.current = self.current, None
-        if done is None or not done.candidates:
-            return None
+        if done is None:
+            return self._release_held()
         done.end = max(end, done.end)
-        return done
+        return [seg for seg in self._release(done) if seg.candidates]
+
+    def _release_held(self) -> list[_OpenSegment]:
+        held, self.held = self.held, None
+        return [held] if held is not None else []
 
 
 class _Seeker:

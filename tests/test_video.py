@@ -223,3 +223,13 @@ def test_sampling_options_need_a_mode() -> None:
 def test_timecode() -> None:
     assert timecode(3723.4567) == "01:02:03.457"
     assert timecode(5.0, ",") == "00:00:05,000"
+
+
+def test_a_stub_at_the_end_of_a_scene_joins_the_part_before(
+        three_shots: tuple[Path, list[float]]) -> None:
+    path, _ = three_shots
+    with VideoReader(path, SamplingOptions(every=1.0, scenes=True)) as reader:
+        parts = [(s.start, round(s.end, 3), s.scene) for s in reader.samples()]
+    assert [(a, b) for a, b, scene in parts if scene == 1] == [(2.0, 3.0), (3.0, 4.2)]  # not 4.0-4.2
+    with VideoReader(path, SamplingOptions(every=4.0)) as reader:  # 6 s in 4 s windows: 0-4, 4-6
+        assert [(s.start, s.end) for s in reader.samples()] == [(0.0, 4.0), (4.0, 6.0)]
