@@ -1,0 +1,1 @@
+"""Modal questions: the overwrite prompt and the settings dialog."""

@@ -1,0 +1,118 @@
+"""The overwrite prompt: a caption file that exists is never replaced without asking.
+
+Two dialogs. When a save batch meets several existing files, the batch question comes first:
+overwrite them all, keep them all, or decide for each. Deciding for each shows the file's
+current text beside the new one, with "do the same for the rest" to stop asking half-way.
+The safe answer (keep) is the default button; Esc cancels the whole save.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+class Choice(Enum):
+    OVERWRITE = "overwrite"
+    KEEP = "keep"
+    EACH = "decide for each"
+    CANCEL = "cancel"
+
+
+class _ChoiceDialog(QDialog):
+    """A dialog whose buttons each close it with a Choice."""
+
+    def __init__(self, parent: QWidget | None, title: str) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.setObjectName("overwriteDialog")
+        self.choice = Choice.CANCEL
+        self.buttons = QDialogButtonBox()
+
+    def add_choice(
+        self, text: str, choice: Choice, role: QDialogButtonBox.ButtonRole, default: bool = False
+    ) -> QPushButton:
+        button = self.buttons.addButton(text, role)
+        button.setObjectName(choice.value.replace(" ", "_"))
+        button.clicked.connect(lambda _=False, c=choice: self._finish(c))
+        if default:
+            button.setDefault(True)
+            button.setFocus()
+        return button
+
+    def _finish(self, choice: Choice) -> None:
+        self.choice = choice
+        self.accept() if choice is not Choice.CANCEL else self.reject()
+
+    def ask(self) -> Choice:
+        self.exec()
+        return self.choice
+
+
+class BatchOverwriteDialog(_ChoiceDialog):
+    """'12 images already have caption files': overwrite all / keep all / decide for each."""
+
+    def __init__(self, parent: QWidget | None, images: list[Path]) -> None:
+        super().__init__(parent, "Caption files exist")
+        layout = QVBoxLayout(self)
+        count = len(images)
+        label = QLabel(
+            f"<b>{count} of the images already have a caption file.</b><br>What should happen to those files?"
+        )
+        layout.addWidget(label)
+        names = "\n".join(f"{p.with_suffix('.txt').name}" for p in images[:8])
+        if count > 8:
+            names += f"\n… and {count - 8} more"
+        listing = QLabel(names)
+        listing.setStyleSheet("color: palette(mid); margin-left: 12px;")
+        layout.addWidget(listing)
+        self.add_choice("Overwrite all", Choice.OVERWRITE, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.add_choice("Keep existing", Choice.KEEP, QDialogButtonBox.ButtonRole.AcceptRole, default=True)
+        self.add_choice("Decide for each…", Choice.EACH, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.add_choice("Cancel", Choice.CANCEL, QDialogButtonBox.ButtonRole.RejectRole)
+        layout.addWidget(self.buttons)
+
+
+class FileOverwriteDialog(_ChoiceDialog):
+    """One file: its current caption beside the new one; optionally the same for the rest."""
+
+    def __init__(self, parent: QWidget | None, image: Path, existing: str, new: str, remaining: int) -> None:
+        super().__init__(parent, "Replace caption file?")
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"<b>{image.with_suffix('.txt').name}</b> already exists in {image.parent}."))
+        form = QFormLayout()
+        form.addRow("In the file:", self._text(existing))
+        form.addRow("New caption:", self._text(new))
+        layout.addLayout(form)
+        self.remember = QCheckBox(f"Do the same for the other {remaining} file(s) in this batch")
+        self.remember.setObjectName("remember")
+        self.remember.setVisible(remaining > 0)
+        layout.addWidget(self.remember)
+        self.add_choice("Overwrite", Choice.OVERWRITE, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.add_choice("Keep existing", Choice.KEEP, QDialogButtonBox.ButtonRole.AcceptRole, default=True)
+        self.add_choice("Cancel saving", Choice.CANCEL, QDialogButtonBox.ButtonRole.RejectRole)
+        layout.addWidget(self.buttons)
+        self.resize(520, self.sizeHint().height())
+
+    @staticmethod
+    def _text(text: str) -> QPlainTextEdit:
+        box = QPlainTextEdit(text)
+        box.setReadOnly(True)
+        box.setMaximumHeight(64)
+        return box
+
+    def ask_remembering(self) -> tuple[Choice, bool]:
+        choice = self.ask()
+        return choice, self.remember.isVisibleTo(self) and self.remember.isChecked()

@@ -1,0 +1,220 @@
+"""The list of opened images as a Qt model, and the filter the grid shows it through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import IntEnum
+from pathlib import Path
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
+
+from gui.models.items import ImageItem, Source, Status
+from gui.models.thumbnails import ThumbnailCache
+
+ModelIndex = QModelIndex | QPersistentModelIndex
+
+
+class Role(IntEnum):
+    ITEM = Qt.ItemDataRole.UserRole + 1
+    CAPTION = Qt.ItemDataRole.UserRole + 2
+    DIRTY = Qt.ItemDataRole.UserRole + 3
+    ERROR = Qt.ItemDataRole.UserRole + 4
+
+
+class ImageListModel(QAbstractListModel):
+    """Owns the ImageItems, in the order they were opened; one row per distinct path."""
+
+    def __init__(self, thumbnails: ThumbnailCache, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.thumbnails = thumbnails
+        self._items: list[ImageItem] = []
+        self._rows: dict[Path, int] = {}
+        thumbnails.ready.connect(self._on_thumbnail)
+        thumbnails.failed.connect(self._on_thumbnail_failed)
+
+    # --- Qt model API ----------------------------------------------------------------------
+    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._items)
+
+    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid() or index.row() >= len(self._items):
+            return None
+        item = self._items[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return item.name
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self.thumbnails.get(item.path)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(item)
+        if role == Role.ITEM:
+            return item
+        if role == Role.CAPTION:
+            return item.caption
+        if role == Role.DIRTY:
+            return item.dirty
+        if role == Role.ERROR:
+            return item.error
+        return None
+
+    @staticmethod
+    def _tooltip(item: ImageItem) -> str:
+        lines = [str(item.path)]
+        if item.error:
+            lines.append(f"⚠ {item.error}")
+        if item.caption:
+            lines.append(item.caption)
+        if item.dirty:
+            lines.append("(unsaved)")
+        return "\n".join(lines)
+
+    # --- items -----------------------------------------------------------------------------
+    def items(self) -> list[ImageItem]:
+        return list(self._items)
+
+    def item_at(self, row: int) -> ImageItem:
+        return self._items[row]
+
+    def item_for(self, path: Path) -> ImageItem | None:
+        row = self._rows.get(path)
+        return None if row is None else self._items[row]
+
+    def row_of(self, item: ImageItem) -> int:
+        return self._rows.get(item.path, -1)
+
+    def add(self, entries: Iterable[tuple[Path, str | None]]) -> list[ImageItem]:
+        """Append new paths (with their sidecar text); paths already listed are skipped."""
+        fresh: list[ImageItem] = []
+        seen = set(self._rows)
+        for path, sidecar in entries:
+            if path in seen:
+                continue
+            seen.add(path)
+            item = ImageItem(
+                path,
+                caption=sidecar or "",
+                saved=sidecar,
+                source=Source.DISK if sidecar is not None else Source.NONE,
+            )
+            fresh.append(item)
+        if fresh:
+            first = len(self._items)
+            self.beginInsertRows(QModelIndex(), first, first + len(fresh) - 1)
+            for offset, item in enumerate(fresh):
+                self._rows[item.path] = first + offset
+            self._items.extend(fresh)
+            self.endInsertRows()
+        return fresh
+
+    def remove(self, items: Iterable[ImageItem]) -> None:
+        doomed = {id(i) for i in items}
+        rows = sorted((self.row_of(i) for i in self._items if id(i) in doomed), reverse=True)
+        for row in rows:
+            self.beginRemoveRows(QModelIndex(), row, row)
+            del self._items[row]
+            self.endRemoveRows()
+        self._rows = {item.path: row for row, item in enumerate(self._items)}
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self._items.clear()
+        self._rows.clear()
+        self.thumbnails.clear()
+        self.endResetModel()
+
+    def changed(self, item: ImageItem) -> None:
+        """Tell views an item's caption, status or error changed."""
+        row = self.row_of(item)
+        if row >= 0:
+            index = self.index(row)
+            self.dataChanged.emit(index, index)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "total": len(self._items),
+            "captioned": sum(i.has_caption for i in self._items),
+            "unsaved": sum(i.dirty for i in self._items),
+            "errors": sum(bool(i.error) for i in self._items),
+            "queued": sum(i.status is Status.QUEUED for i in self._items),
+        }
+
+    def _on_thumbnail(self, path: Path) -> None:
+        row = self._rows.get(path)
+        if row is not None:
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+    def _on_thumbnail_failed(self, path: Path, reason: str) -> None:
+        item = self.item_for(path)
+        if item is not None and not item.error:
+            item.error = reason
+            self.changed(item)
+
+
+class Show(IntEnum):
+    ALL = 0
+    UNCAPTIONED = 1
+    UNSAVED = 2
+    ERRORS = 3
+
+
+SHOW_LABELS = {
+    Show.ALL: "All",
+    Show.UNCAPTIONED: "Uncaptioned",
+    Show.UNSAVED: "Unsaved",
+    Show.ERRORS: "Problems",
+}
+
+
+class ImageFilter(QSortFilterProxyModel):
+    """Filter by words in the caption or file name, and by state (uncaptioned, unsaved, ...).
+
+    The current item is always let through: editing a caption so that it stops matching
+    must not make the image vanish from under the cursor.
+    """
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._words: list[str] = []
+        self._show = Show.ALL
+        self._pinned: ImageItem | None = None
+        self.setDynamicSortFilter(True)
+
+    def set_text(self, text: str) -> None:
+        self._words = text.lower().split()
+        self.invalidateRowsFilter()
+
+    def set_show(self, show: Show) -> None:
+        self._show = Show(show)
+        self.invalidateRowsFilter()
+
+    def set_pinned(self, item: ImageItem | None) -> None:
+        if item is not self._pinned:
+            self._pinned = item
+            self.invalidateRowsFilter()
+
+    def is_filtering(self) -> bool:
+        return bool(self._words) or self._show is not Show.ALL
+
+    def filterAcceptsRow(self, row: int, parent: ModelIndex) -> bool:
+        source = self.sourceModel()
+        assert isinstance(source, ImageListModel)
+        item = source.item_at(row)
+        if item is self._pinned:
+            return True
+        if self._show is Show.UNCAPTIONED and item.has_caption:
+            return False
+        if self._show is Show.UNSAVED and not item.dirty:
+            return False
+        if self._show is Show.ERRORS and not item.error:
+            return False
+        if self._words:
+            haystack = f"{item.caption} {item.name}".lower()
+            return all(word in haystack for word in self._words)
+        return True

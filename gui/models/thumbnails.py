@@ -1,0 +1,177 @@
+"""Thumbnails made in background threads, on demand, newest request first, kept in an LRU.
+
+The grid asks for a thumbnail only when it paints an item, so a 10,000-image folder costs
+only what is on screen. Requests are served last-in-first-out: after a fast scroll the
+images now visible load before the ones scrolled past. Decoding uses the core's
+`load_image` (EXIF-upright, JPEG draft mode), so the thumbnail shows exactly the pixels the
+model sees and a broken file gets the same one-line reason the captioner would give.
+Pixmaps are made from the decoded QImage in the GUI thread (QPixmap is GUI-thread only).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+from PIL import Image
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtGui import QImage, QPixmap
+
+from captioner.errors import CaptionerError
+from captioner.images import load_image
+
+
+def pil_to_qimage(img: Image.Image) -> QImage:
+    """RGB PIL image -> an independent QImage (the copy owns its pixels)."""
+    rgb = img if img.mode == "RGB" else img.convert("RGB")
+    data = rgb.tobytes()
+    return QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy()
+
+
+def load_scaled(path: Path, longest: int) -> QImage:
+    """Decode an image no larger than `longest` px on its long side; raises CaptionerError."""
+    img = load_image(path, draft_size=longest)
+    if max(img.size) > longest:
+        img.thumbnail((longest, longest), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return pil_to_qimage(img)
+
+
+class _Signals(QObject):
+    done = Signal(str, object)  # path, QImage | str (the error reason)
+
+
+class _LoadJob(QRunnable):
+    def __init__(self, path: Path, longest: int, signals: _Signals) -> None:
+        super().__init__()
+        self.path, self.longest, self.signals = path, longest, signals
+
+    def run(self) -> None:
+        try:
+            result: QImage | str = load_scaled(self.path, self.longest)
+        except CaptionerError as exc:
+            result = getattr(exc, "reason", str(exc))
+        except Exception as exc:  # noqa: BLE001 - never let a decoder bug kill a pool thread
+            result = f"cannot show this image ({exc})"
+        self.signals.done.emit(str(self.path), result)
+
+
+class ImageLoader(QObject):
+    """Loads scaled images in a small thread pool, LIFO, at most one request per path."""
+
+    loaded = Signal(object, QImage)  # path, image
+    failed = Signal(object, str)  # path, reason
+
+    def __init__(self, longest: int, threads: int = 2, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.longest = longest
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(max(1, threads))
+        self._signals = _Signals(self)
+        self._signals.done.connect(self._on_done)
+        self._stack: list[Path] = []
+        self._queued: set[Path] = set()
+        self._running: dict[Path, _LoadJob] = {}
+
+    def request(self, path: Path) -> None:
+        if path in self._running:
+            return
+        if path in self._queued:
+            self._stack.remove(path)  # move to the top: it was asked for again, so it is visible
+        self._queued.add(path)
+        self._stack.append(path)
+        self._dispatch()
+
+    def forget(self) -> None:
+        """Drop queued requests (the list was cleared); running ones finish and are ignored."""
+        self._stack.clear()
+        self._queued.clear()
+
+    def pending(self) -> int:
+        return len(self._stack) + len(self._running)
+
+    def _dispatch(self) -> None:
+        while self._stack and len(self._running) < self._pool.maxThreadCount():
+            path = self._stack.pop()
+            self._queued.discard(path)
+            job = _LoadJob(path, self.longest, self._signals)
+            job.setAutoDelete(False)  # Python keeps it in _running until it reports back
+            self._running[path] = job
+            self._pool.start(job)
+
+    def _on_done(self, path_text: str, result: object) -> None:
+        path = Path(path_text)
+        self._running.pop(path, None)
+        if isinstance(result, QImage):
+            self.loaded.emit(path, result)
+        else:
+            self.failed.emit(path, str(result))
+        self._dispatch()
+
+    def shutdown(self) -> None:
+        self.forget()
+        self._pool.waitForDone(3000)
+
+
+class ThumbnailCache(QObject):
+    """Path -> QPixmap, at most `capacity` kept, least recently used dropped first."""
+
+    ready = Signal(object)  # path
+    failed = Signal(object, str)  # path, reason
+
+    def __init__(self, size: int = 128, capacity: int = 1500, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.size, self.capacity = size, capacity
+        self._pixmaps: OrderedDict[Path, QPixmap] = OrderedDict()
+        self._broken: dict[Path, str] = {}
+        self._loader = ImageLoader(self._decode_size(size), threads=2, parent=self)
+        self._loader.loaded.connect(self._on_loaded)
+        self._loader.failed.connect(self._on_failed)
+
+    @staticmethod
+    def _decode_size(size: int) -> int:
+        return max(size, 160)  # a little headroom so a small zoom-in stays sharp
+
+    def get(self, path: Path) -> QPixmap | None:
+        """The thumbnail if cached (and mark it used), else None and a background request."""
+        pixmap = self._pixmaps.get(path)
+        if pixmap is not None:
+            self._pixmaps.move_to_end(path)
+            return pixmap
+        if path not in self._broken:
+            self._loader.request(path)
+        return None
+
+    def broken_reason(self, path: Path) -> str | None:
+        return self._broken.get(path)
+
+    def set_size(self, size: int) -> None:
+        """Zooming past what was decoded reloads at the new size; zooming out reuses pixmaps."""
+        self.size = size
+        if self._decode_size(size) > self._loader.longest:
+            self._loader.longest = self._decode_size(size)
+            self._pixmaps.clear()
+
+    def invalidate(self, path: Path) -> None:
+        self._pixmaps.pop(path, None)
+        self._broken.pop(path, None)
+
+    def clear(self) -> None:
+        self._loader.forget()
+        self._pixmaps.clear()
+        self._broken.clear()
+
+    def pending(self) -> int:
+        return self._loader.pending()
+
+    def shutdown(self) -> None:
+        self._loader.shutdown()
+
+    def _on_loaded(self, path: Path, image: QImage) -> None:
+        self._pixmaps[path] = QPixmap.fromImage(image)
+        while len(self._pixmaps) > self.capacity:
+            self._pixmaps.popitem(last=False)
+        self.ready.emit(path)
+
+    def _on_failed(self, path: Path, reason: str) -> None:
+        self._broken[path] = reason
+        self.failed.emit(path, reason)

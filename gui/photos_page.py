@@ -1,0 +1,443 @@
+"""The Photos tab: grid on the left, preview with attention in the middle, caption on the right.
+
+This module is layout and the wiring between the widgets of one tab: which image is current,
+what the editor, n-best list, word strip and preview show for it, and how hovering a word
+reaches the overlay. Running the model and saving live in gui/controllers/; menus, settings
+and the model in gui/main_window.py.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from difflib import SequenceMatcher
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
+from PySide6.QtGui import QAction, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.models.image_list import SHOW_LABELS, ImageFilter, ImageListModel, Role, Show
+from gui.models.items import ImageItem, Source
+from gui.models.thumbnails import ImageLoader, ThumbnailCache
+from gui.settings import AppSettings
+from gui.undo import CaptionHistory
+from gui.widgets.caption_editor import CaptionEditor, word_spans
+from gui.widgets.nbest import NBestList
+from gui.widgets.preview import Attention, PreviewWidget
+from gui.widgets.thumbnail_grid import ThumbnailGrid
+from gui.widgets.word_strip import AttentionStrip
+
+Log = Callable[[str, str], None]
+PREVIEW_PX = 1600
+PREVIEW_CACHE = 12
+
+
+def align_words(edited: list[str], model: list[str]) -> dict[int, int]:
+    """Map editor word positions to model word positions for the words left unchanged, so a
+    lightly edited caption still shows the model's attention for the words it kept."""
+
+    def norm(words: list[str]) -> list[str]:
+        return [w.lower().strip(".,;:!?\"'()[]") for w in words]
+
+    matcher = SequenceMatcher(None, norm(edited), norm(model), autojunk=False)
+    return {a + k: b + k for a, b, size in matcher.get_matching_blocks() for k in range(size)}
+
+
+class PhotosPage(QWidget):
+    current_changed = Signal(object, object)  # new ImageItem | None, previous ImageItem | None
+    counts_changed = Signal()
+
+    def __init__(self, settings: AppSettings, log: Log, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings, self.log = settings, log
+        self.thumbnails = ThumbnailCache(settings.thumbnail_size, parent=self)
+        self.model = ImageListModel(self.thumbnails, self)
+        self.proxy = ImageFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.history = CaptionHistory(self._apply_caption, self)
+        self._previews = ImageLoader(PREVIEW_PX, threads=1, parent=self)
+        self._previews.loaded.connect(self._on_preview_loaded)
+        self._previews.failed.connect(self._on_preview_failed)
+        self._preview_cache: OrderedDict = OrderedDict()
+        self._current: ImageItem | None = None
+        self._pinned = -1  # model word index pinned on the overlay
+        self._hovered = -1  # model word index under the mouse (strip or editor)
+        self._editor_map: dict[int, int] = {}
+        self._build()
+        self.model.rowsInserted.connect(lambda *_: self.counts_changed.emit())
+        self.model.modelReset.connect(lambda: self.counts_changed.emit())
+        self.model.dataChanged.connect(self._on_data_changed)
+
+    # --- layout ---------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.addWidget(self._left_panel())
+        self.splitter.addWidget(self._centre_panel())
+        self.splitter.addWidget(self._right_panel())
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 0)
+        self.splitter.setSizes([470, 680, 350])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.splitter)
+
+    def _left_panel(self) -> QWidget:
+        panel = QWidget()
+        layout = QVBoxLayout(panel)
+        layout.setContentsMargins(6, 6, 0, 6)
+        row = QHBoxLayout()
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setObjectName("filterEdit")
+        self.filter_edit.setPlaceholderText("Filter by caption or file name (Ctrl+F)")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(self._on_filter)
+        self.show_combo = QComboBox()
+        for show, label in SHOW_LABELS.items():
+            self.show_combo.addItem(label, int(show))
+        self.show_combo.currentIndexChanged.connect(self._on_filter)
+        row.addWidget(self.filter_edit, 1)
+        row.addWidget(self.show_combo)
+        layout.addLayout(row)
+        self.grid = ThumbnailGrid(self.settings.thumbnail_size)
+        self.grid.setModel(self.proxy)
+        self.grid.selectionModel().currentChanged.connect(self._on_current_index)
+        layout.addWidget(self.grid, 1)
+        self.count_label = QLabel()
+        self.count_label.setObjectName("countLabel")
+        layout.addWidget(self.count_label)
+        return panel
+
+    def _centre_panel(self) -> QWidget:
+        panel = QWidget()
+        layout = QVBoxLayout(panel)
+        layout.setContentsMargins(0, 6, 0, 6)
+        layout.setSpacing(2)
+        self.preview = PreviewWidget()
+        self.preview.set_overlay_style(self.settings.overlay_style, self.settings.overlay_opacity)
+        self.preview.set_message("Select a photo to see it here.")
+        self.preview.clicked.connect(lambda: self.pin_word(-1))
+        layout.addWidget(self.preview, 1)
+        self.strip = AttentionStrip()
+        self.strip.hovered.connect(self._on_strip_hover)
+        self.strip.pin_requested.connect(self.pin_word)
+        layout.addWidget(self.strip)
+        return panel
+
+    def _right_panel(self) -> QWidget:
+        panel = QWidget()
+        layout = QVBoxLayout(panel)
+        layout.setContentsMargins(0, 6, 6, 6)
+        self.file_label = QLabel("No image selected")
+        self.file_label.setObjectName("fileLabel")
+        self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.file_label.setWordWrap(True)
+        layout.addWidget(self.file_label)
+        layout.addWidget(self._heading("Caption"))
+        self.editor = CaptionEditor()
+        self.editor.setMaximumHeight(84)
+        self.editor.setEnabled(False)
+        self.editor.edited.connect(self._on_edited)
+        self.editor.word_hovered.connect(self._on_editor_hover)
+        layout.addWidget(self.editor)
+        self.state_label = QLabel()
+        self.state_label.setObjectName("stateLabel")
+        self.state_label.setWordWrap(True)
+        layout.addWidget(self.state_label)
+        self.button_row = QHBoxLayout()
+        layout.addLayout(self.button_row)
+        layout.addWidget(self._heading("Alternatives  (click, or Alt+1 … Alt+9)"))
+        self.nbest = NBestList()
+        self.nbest.picked.connect(self.use_alternative)
+        layout.addWidget(self.nbest, 1)
+        return panel
+
+    @staticmethod
+    def _heading(text: str) -> QLabel:
+        label = QLabel(f"<b>{text}</b>")
+        label.setContentsMargins(0, 8, 0, 0)
+        return label
+
+    def add_buttons(self, actions: list[QAction]) -> None:
+        """Buttons under the editor that trigger the window's actions (one source of truth)."""
+        for action in actions:
+            button = QToolButton()
+            button.setDefaultAction(action)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            self.button_row.addWidget(button)
+        self.button_row.addStretch(1)
+
+    # --- items and selection ----------------------------------------------------------------
+    def current_item(self) -> ImageItem | None:
+        return self._current
+
+    def selected_items(self) -> list[ImageItem]:
+        """Selected images in list order; the current one when nothing is selected."""
+        rows = sorted(self.proxy.mapToSource(i).row() for i in self.grid.selectionModel().selectedIndexes())
+        items = [self.model.item_at(r) for r in rows]
+        return items or ([self._current] if self._current is not None else [])
+
+    def visible_items(self) -> list[ImageItem]:
+        return [self.proxy.index(r, 0).data(Role.ITEM) for r in range(self.proxy.rowCount())]
+
+    def select_item(self, item: ImageItem | None) -> None:
+        if item is None:
+            self.grid.selectionModel().clearCurrentIndex()
+            return
+        index = self.proxy.mapFromSource(self.model.index(self.model.row_of(item)))
+        if not index.isValid():
+            return
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect
+        self.grid.selectionModel().setCurrentIndex(index, flags)
+        self.grid.scrollTo(index)
+
+    def step(self, delta: int) -> bool:
+        """Move to the next (+1) or previous (-1) image in the list as filtered."""
+        rows = self.proxy.rowCount()
+        if rows == 0:
+            return False
+        current = self.grid.currentIndex()
+        row = current.row() + delta if current.isValid() else (0 if delta > 0 else rows - 1)
+        if not 0 <= row < rows:
+            return False
+        self.select_item(self.proxy.index(row, 0).data(Role.ITEM))
+        return True
+
+    def next_uncaptioned(self) -> ImageItem | None:
+        """The next image after the current one (wrapping) that has no caption and no error."""
+        items = self.visible_items()
+        start = items.index(self._current) + 1 if self._current in items else 0
+        for item in items[start:] + items[:start]:
+            if not item.has_caption and not item.error:
+                self.select_item(item)
+                return item
+        return None
+
+    def _on_current_index(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        item = current.data(Role.ITEM) if current.isValid() else None
+        previous, self._current = self._current, item
+        self.proxy.set_pinned(item)
+        self.history.activate(item)
+        self._pinned = self._hovered = -1
+        self.refresh_current()
+        self.current_changed.emit(item, previous)
+
+    def _on_data_changed(self, top: QModelIndex, bottom: QModelIndex, roles: list[int] = ()) -> None:  # type: ignore[assignment]
+        if roles and list(roles) == [Qt.ItemDataRole.DecorationRole]:
+            return
+        self.counts_changed.emit()
+
+    # --- what the panels show for the current image ----------------------------------------
+    def refresh_current(self) -> None:
+        item = self._current
+        self.editor.setEnabled(item is not None)
+        self.editor.set_text(item.caption if item else "")
+        self._refresh_file_label(item)
+        self.refresh_state()
+        self.refresh_result()
+        self._show_preview(item)
+
+    def refresh_result(self) -> None:
+        """n-best list and word strip: they change when the model captions this image."""
+        item = self._current
+        result = item.result if item else None
+        self.nbest.set_entries(
+            result.alternatives if result else [], item.saved if item else None, item.caption if item else ""
+        )
+        hint = ""
+        if item is not None and result is None and item.has_caption:
+            hint = ("This caption was read from its .txt file. "
+                    "Caption the image (Ctrl+R) to see where the model looks.")
+        thumb = self.thumbnails.get(item.path) if item else None
+        self.strip.set_words(
+            result.words if result else [],
+            result.attention if result else None,
+            thumb,
+            self.preview.style_name,
+            self.preview.opacity,
+            hint,
+        )
+        self._realign()
+        self._update_attention()
+
+    def _refresh_file_label(self, item: ImageItem | None) -> None:
+        if item is None:
+            self.file_label.setText("No image selected")
+            return
+        self.file_label.setText(f"<b>{item.name}</b><br><span style='color:gray'>{item.path.parent}</span>")
+
+    def refresh_state(self) -> None:
+        item = self._current
+        if item is None:
+            self.state_label.setText("")
+            return
+        if item.error:
+            text, colour = f"⚠ {item.error}", "#c03030"
+        elif item.dirty:
+            text, colour = "● unsaved — Ctrl+S saves it to " + item.path.with_suffix(".txt").name, "#c07000"
+        elif item.saved is not None and item.has_caption:
+            text, colour = "✓ saved in " + item.path.with_suffix(".txt").name, "#2a8a40"
+        else:
+            text, colour = "no caption file yet", "gray"
+        self.state_label.setText(f"<span style='color:{colour}'>{text}</span>")
+
+    # --- editing ----------------------------------------------------------------------------
+    def _apply_caption(self, item: ImageItem, text: str, source: Source) -> None:
+        """The one place a caption changes (undo commands call it)."""
+        item.caption, item.source = text, source
+        self.model.changed(item)
+        if item is self._current:
+            self.editor.set_text(text)
+            self.refresh_state()
+            self.nbest.set_entries(item.result.alternatives if item.result else [], item.saved, text)
+            self._realign()
+            self._update_attention()
+
+    def _on_edited(self, text: str) -> None:
+        if self._current is not None:
+            self.history.set_caption(self._current, text, Source.USER, "Typing", typing=True)
+
+    def use_alternative(self, text: str) -> None:
+        if self._current is not None:
+            self.history.set_caption(self._current, text, Source.USER, "Use alternative")
+
+    def pick_alternative(self, rank: int) -> bool:
+        return self.nbest.pick(rank)
+
+    # --- attention --------------------------------------------------------------------------
+    def _realign(self) -> None:
+        result = self._current.result if self._current else None
+        words = [s.text for s in word_spans(self.editor.text())]
+        self._editor_map = align_words(words, result.words) if result else {}
+
+    def _on_editor_hover(self, editor_index: int) -> None:
+        self._hovered = self._editor_map.get(editor_index, -1)
+        self._update_attention()
+
+    def _on_strip_hover(self, index: int) -> None:
+        self._hovered = index
+        self._update_attention()
+
+    def pin_word(self, index: int) -> None:
+        self._pinned = index
+        self.strip.set_pinned(index)
+        self._update_attention()
+
+    def pinned_word(self) -> int:
+        return self._pinned
+
+    def step_word(self, delta: int) -> None:
+        """Alt+Left/Right: walk the pinned word through the caption."""
+        result = self._current.result if self._current else None
+        if result is None or not result.words:
+            return
+        start = self._pinned if self._pinned >= 0 else (-1 if delta > 0 else len(result.words))
+        self.pin_word(max(0, min(len(result.words) - 1, start + delta)))
+
+    def _update_attention(self) -> None:
+        result = self._current.result if self._current else None
+        index = self._hovered if self._hovered >= 0 else self._pinned
+        if result is None or not 0 <= index < min(len(result.words), len(result.attention)):
+            self.preview.set_attention(None)
+            self.editor.mark_word(-1)
+            return
+        self.preview.set_attention(
+            Attention(
+                result.attention[index],
+                result.words[index],
+                index,
+                len(result.words),
+                pinned=self._hovered < 0,
+            )
+        )
+        reverse = {m: e for e, m in self._editor_map.items()}
+        self.editor.mark_word(reverse.get(index, -1))
+
+    def set_overlay_style(self, style: str, opacity: float) -> None:
+        self.preview.set_overlay_style(style, opacity)
+        self.refresh_result()
+
+    # --- preview image ----------------------------------------------------------------------
+    def _show_preview(self, item: ImageItem | None) -> None:
+        if item is None:
+            self.preview.set_pixmap(
+                None,
+                "Select a photo to see it here."
+                if self.model.rowCount()
+                else "Drop photos or folders anywhere on this window.",
+            )
+            return
+        cached = self._preview_cache.get(item.path)
+        if cached is not None:
+            self._preview_cache.move_to_end(item.path)
+            self.preview.set_pixmap(cached)
+            return
+        broken = self.thumbnails.broken_reason(item.path)
+        if broken:
+            self.preview.set_pixmap(None, f"Cannot show {item.name}:\n{broken}")
+            return
+        self.preview.set_pixmap(self.thumbnails.get(item.path), "Loading…")
+        following = self._neighbour(item)
+        if following is not None and following.path not in self._preview_cache:
+            self._previews.request(following.path)  # LIFO: requested first, served second
+        self._previews.request(item.path)
+
+    def _neighbour(self, item: ImageItem) -> ImageItem | None:
+        index = self.proxy.mapFromSource(self.model.index(self.model.row_of(item)))
+        below = self.proxy.index(index.row() + 1, 0) if index.isValid() else QModelIndex()
+        return below.data(Role.ITEM) if below.isValid() else None
+
+    def _on_preview_loaded(self, path: object, image: QImage) -> None:
+        self._preview_cache[path] = QPixmap.fromImage(image)
+        while len(self._preview_cache) > PREVIEW_CACHE:
+            self._preview_cache.popitem(last=False)
+        if self._current is not None and self._current.path == path:
+            self.preview.set_pixmap(self._preview_cache[path])
+
+    def _on_preview_failed(self, path: object, reason: str) -> None:
+        item = self.model.item_for(path)  # type: ignore[arg-type]
+        if item is None:
+            return
+        if not item.error:
+            item.error = reason
+            self.model.changed(item)
+        if item is self._current:
+            self.preview.set_pixmap(None, f"Cannot show {item.name}:\n{reason}")
+            self.refresh_state()
+
+    # --- filter and zoom --------------------------------------------------------------------
+    def _on_filter(self) -> None:
+        self.proxy.set_text(self.filter_edit.text())
+        self.proxy.set_show(Show(self.show_combo.currentData()))
+        self.grid.empty_hint = (
+            "No image matches the filter."
+            if self.proxy.is_filtering()
+            else "Drop photos or folders here\n\nor use File ▸ Open folder… (Ctrl+Shift+O)"
+        )
+        self.grid.viewport().update()
+
+    def set_thumbnail_size(self, size: int) -> None:
+        self.thumbnails.set_size(size)
+        self.grid.set_thumbnail_size(size)
+
+    def clear(self) -> None:
+        self.history.forget(self.model.items())
+        self.select_item(None)
+        self.model.clear()
+        self._preview_cache.clear()
+        self._previews.forget()
+        self._current = None
+        self.refresh_current()
+
+    def shutdown(self) -> None:
+        self.thumbnails.shutdown()
+        self._previews.shutdown()

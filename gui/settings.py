@@ -1,0 +1,119 @@
+"""The app's persistent settings: one dataclass, read from and written to QSettings.
+
+Keeping the fields in a dataclass (rather than scattering `QSettings.value` calls) gives one
+place that knows every key, its type and its default, and lets the settings dialog and tests
+work on a plain value object. Values read back are checked: a hand-edited or stale settings
+file can never start the app with a beam size of -3.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+from captioner.captioner import CaptionOptions
+
+PROVIDERS = ("auto", "cpu", "cuda")
+OVERLAY_STYLES = ("heat", "spotlight")
+_GROUP = "captioning"
+_LIMITS: dict[str, tuple[float, float]] = {
+    "beam_size": (1, 20),
+    "max_length": (0, 100),
+    "n_best": (1, 10),
+    "batch_size": (1, 64),
+    "thumbnail_size": (64, 320),
+    "overlay_opacity": (0.1, 1.0),
+}
+
+
+def default_bundle() -> Path:
+    """The bundle the CLI would use; the CLI module is imported lazily so a broken or
+    half-edited cli.py can never stop the window from opening."""
+    try:
+        from captioner.cli import default_bundle as cli_default
+
+        return cli_default()
+    except Exception:  # noqa: BLE001 - any failure falls back to the documented default
+        if "CAPTIONER_MODEL" in os.environ:
+            return Path(os.environ["CAPTIONER_MODEL"])
+        return Path(__file__).resolve().parent.parent / "models" / "default"
+
+
+@dataclass
+class AppSettings:
+    """Everything the user can set; defaults are what a first start should do."""
+
+    bundle_dir: str = ""  # "" means the default bundle (models/default or $CAPTIONER_MODEL)
+    provider: str = "auto"
+    beam_size: int = 3
+    max_length: int = 0  # 0: the bundle's own limit
+    n_best: int = 5
+    batch_size: int = 8
+    auto_save: bool = False
+    auto_caption_on_drop: bool = False
+    thumbnail_size: int = 128
+    overlay_style: str = "heat"
+    overlay_opacity: float = 0.65
+
+    def bundle_path(self) -> Path:
+        return Path(self.bundle_dir).expanduser() if self.bundle_dir else default_bundle()
+
+    def caption_options(self) -> CaptionOptions:
+        return CaptionOptions(
+            beam_size=self.beam_size, max_length=self.max_length or None, n_best=self.n_best
+        )
+
+    @classmethod
+    def load(cls, store: QSettings) -> AppSettings:
+        """Read every field, keeping the default for anything missing, mistyped or out of range."""
+        settings = cls()
+        store.beginGroup(_GROUP)
+        try:
+            for f in fields(cls):
+                default = getattr(settings, f.name)
+                raw = store.value(f.name, default)
+                setattr(settings, f.name, _coerce(f.name, raw, default))
+        finally:
+            store.endGroup()
+        return settings
+
+    def save(self, store: QSettings) -> None:
+        store.beginGroup(_GROUP)
+        for f in fields(self):
+            store.setValue(f.name, getattr(self, f.name))
+        store.endGroup()
+        store.sync()
+
+
+def _coerce(name: str, raw: object, default: object) -> object:
+    """Turn what QSettings hands back (often a string, for INI files) into the field's type."""
+    try:
+        if isinstance(default, bool):
+            value: object = raw if isinstance(raw, bool) else str(raw).strip().lower() in ("true", "1", "yes")
+        elif isinstance(default, int):
+            value = int(float(str(raw)))
+        elif isinstance(default, float):
+            value = float(str(raw))
+        else:
+            value = "" if raw is None else str(raw)
+    except (TypeError, ValueError):
+        return default
+    if name in _LIMITS and isinstance(value, (int, float)) and not isinstance(value, bool):
+        low, high = _LIMITS[name]
+        if not low <= value <= high:
+            return default
+    if name == "provider" and value not in PROVIDERS:
+        return default
+    if name == "overlay_style" and value not in OVERLAY_STYLES:
+        return default
+    return value
+
+
+def settings_store(path: str | Path | None = None) -> QSettings:
+    """The app's QSettings: the platform's native place, or an INI file (tests, portable use)."""
+    if path is not None:
+        return QSettings(str(path), QSettings.Format.IniFormat)
+    return QSettings("Captioner", "Captioner")

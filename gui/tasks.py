@@ -1,0 +1,141 @@
+"""The photo tab's background jobs, each a small `Worker` subclass.
+
+Everything that touches the disk in bulk or runs the model happens here, never in the GUI
+thread: scanning folders and reading sidecars, loading a bundle (onnxruntime session
+creation takes seconds for a real model), captioning, and writing caption files (each write
+fsyncs, which can take tens of milliseconds on a slow disk).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from captioner.captioner import Captioner, CaptionOptions, CaptionResult
+from captioner.errors import CaptionerError, WriteError
+from captioner.files import find_images
+from captioner.writers import Outcome, read_sidecar, write_sidecar
+from gui.workers import Worker
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"})
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """One image found on disk with the caption stored beside it, if any."""
+
+    path: Path
+    sidecar: str | None
+
+
+class ScanWorker(Worker):
+    """Find images under dropped paths (folders recursively) and read their sidecars.
+
+    item: list[Scanned], in chunks, so a 10,000-image folder starts filling the grid at once.
+    """
+
+    chunk = 200
+
+    def __init__(self, paths: list[Path], recursive: bool = True) -> None:
+        super().__init__("scan")
+        self.paths, self.recursive = paths, recursive
+
+    def work(self) -> None:
+        named = [p for p in self.paths if not (p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)]
+        for skipped in set(self.paths) - set(named):
+            self.log(f"skipped {skipped.name}: a video (open videos in the Video tab)")
+        found = find_images(named, recursive=self.recursive)
+        for path, reason in found.problems:
+            self.log(f"{path}: {reason}")
+        total = len(found.images)
+        for start in range(0, total, self.chunk):
+            if self.is_cancelled():
+                return
+            chunk = found.images[start : start + self.chunk]
+            self.emit_item([Scanned(p, read_sidecar(p)) for p in chunk])
+            self.report(start + len(chunk), total)
+
+
+class ModelLoadWorker(Worker):
+    """Load and verify a bundle. item: the Captioner; failed: the bundle's one-line reason."""
+
+    def __init__(self, bundle: Path, provider: str) -> None:
+        super().__init__("model loading")
+        self.bundle, self.provider = bundle, provider
+
+    def work(self) -> None:
+        try:
+            captioner = Captioner(self.bundle, provider=self.provider)
+        except CaptionerError as exc:
+            self.failed.emit(str(exc))
+            return
+        self.emit_item(captioner)
+
+
+class CaptionWorker(Worker):
+    """Caption files in batches. item: (path, CaptionResult | CaptionerError), in input order."""
+
+    def __init__(
+        self, captioner: Captioner, paths: list[Path], options: CaptionOptions, batch_size: int = 8
+    ) -> None:
+        super().__init__("captioning")
+        self.captioner, self.paths = captioner, paths
+        self.options, self.batch_size = options, batch_size
+        self.done = 0
+
+    def work(self) -> None:
+        total = len(self.paths)
+        self.report(0, total, force=True)
+        results = self.captioner.caption_files(self.paths, self.options, self.batch_size)
+        try:
+            for path, result in results:
+                self.done += 1
+                self.emit_item((path, result))
+                self.report(self.done, total)
+                if self.is_cancelled():
+                    return
+        finally:
+            results.close()  # stops the prefetch of the next batch on cancel
+
+
+@dataclass(frozen=True)
+class SaveJob:
+    image: Path
+    text: str
+    overwrite: bool
+
+
+@dataclass(frozen=True)
+class SaveOutcome:
+    job: SaveJob
+    written: bool
+    error: str = ""  # why it was not written, when it was not
+
+
+class SaveWorker(Worker):
+    """Write sidecar files atomically. item: SaveOutcome per job; one failure never stops the rest."""
+
+    def __init__(self, jobs: list[SaveJob]) -> None:
+        super().__init__("saving")
+        self.jobs = jobs
+
+    def work(self) -> None:
+        for done, job in enumerate(self.jobs, 1):
+            self.emit_item(self.write(job))
+            self.report(done, len(self.jobs))
+
+    @staticmethod
+    def write(job: SaveJob) -> SaveOutcome:
+        try:
+            outcome = write_sidecar(job.image, job.text, overwrite=job.overwrite)
+        except WriteError as exc:
+            return SaveOutcome(job, False, exc.reason)
+        except CaptionerError as exc:
+            return SaveOutcome(job, False, str(exc))
+        if outcome is Outcome.SKIPPED_EXISTS:
+            return SaveOutcome(job, False, "a caption file appeared meanwhile; kept it")
+        return SaveOutcome(job, True)
+
+
+def is_result(value: object) -> bool:
+    return isinstance(value, CaptionResult)

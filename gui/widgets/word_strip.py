@@ -1,0 +1,155 @@
+"""The attention strip under the preview: one chip per word the model wrote.
+
+Each chip carries a tiny copy of the photo with that word's heat on it, so the whole caption
+reads like the "show, attend and tell" figure at a glance. Hover a chip to see the map large;
+click to pin it (click again or Esc to unpin); ▶ plays the caption word by word.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QToolButton, QWidget
+
+from gui.widgets.heatmap import overlay_image
+
+ICON = 52
+
+
+def word_icon(thumbnail: QPixmap | None, grid: np.ndarray, style: str, opacity: float) -> QIcon:
+    """The photo at icon size with one word's attention painted over it."""
+    if thumbnail is None or thumbnail.isNull():
+        return QIcon()
+    base = thumbnail.scaled(
+        QSize(ICON * 2, ICON * 2),
+        Qt.AspectRatioMode.KeepAspectRatio,
+        Qt.TransformationMode.SmoothTransformation,
+    )
+    canvas = QPixmap(base)
+    painter = QPainter(canvas)
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+    aspect = base.width() / max(base.height(), 1)
+    painter.drawImage(
+        QRect(0, 0, base.width(), base.height()),
+        overlay_image(grid, aspect, style, min(1.0, opacity + 0.15), longest=96),
+    )
+    painter.end()
+    return QIcon(canvas)
+
+
+class AttentionStrip(QScrollArea):
+    """Signals the word to show: hovered (temporary) and pinned (sticky); -1 means none."""
+
+    hovered = Signal(int)
+    pin_requested = Signal(int)  # the word to pin; -1 to unpin
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFixedHeight(ICON + 40)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self._inner = QWidget()
+        self._layout = QHBoxLayout(self._inner)
+        self._layout.setContentsMargins(4, 2, 4, 2)
+        self._layout.setSpacing(4)
+        self.setWidget(self._inner)
+        self.buttons: list[QToolButton] = []
+        self.play_button = QToolButton()
+        self.play_button.setText("▶")
+        self.play_button.setToolTip("Play the caption word by word (Alt+P)")
+        self.play_button.clicked.connect(self.toggle_play)
+        self._hint = QLabel()
+        self._timer = QTimer(self)
+        self._timer.setInterval(900)
+        self._timer.timeout.connect(self._play_step)
+        self._play_index = -1
+        self.set_words([], None, None, "heat", 0.65)
+
+    def set_words(
+        self,
+        words: list[str],
+        attention: np.ndarray | None,
+        thumbnail: QPixmap | None,
+        style: str,
+        opacity: float,
+        hint: str = "",
+    ) -> None:
+        self.stop()
+        while self._layout.count():
+            widget = self._layout.takeAt(0).widget()
+            if widget is not None and widget not in (self.play_button, self._hint):
+                widget.deleteLater()
+        self.buttons = []
+        usable = attention is not None and len(words) and attention.shape[0] >= len(words)
+        if not usable:
+            self._hint.setText(hint or "Caption an image to see where the model looked for each word.")
+            self._layout.addWidget(self._hint)
+            self._hint.show()
+            self._layout.addStretch(1)
+            self.play_button.hide()
+            return
+        assert attention is not None
+        self._hint.hide()
+        self._layout.addWidget(self.play_button)
+        self.play_button.show()
+        for index, word in enumerate(words):
+            self._layout.addWidget(
+                self._chip(index, word, word_icon(thumbnail, attention[index], style, opacity))
+            )
+        self._layout.addStretch(1)
+
+    def _chip(self, index: int, word: str, icon: QIcon) -> QToolButton:
+        button = QToolButton()
+        button.setText(word)
+        button.setIcon(icon)
+        button.setIconSize(QSize(ICON, ICON))
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
+        button.setCheckable(True)
+        button.setAutoRaise(True)
+        button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        button.setToolTip(f"Where the model looked when it wrote “{word}” — click to pin")
+        button.setProperty("word_index", index)
+        button.installEventFilter(self)
+        button.clicked.connect(lambda checked=False, i=index: self.pin_requested.emit(i if checked else -1))
+        self.buttons.append(button)
+        return button
+
+    def set_pinned(self, index: int) -> None:
+        for i, button in enumerate(self.buttons):
+            button.setChecked(i == index)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if isinstance(watched, QToolButton) and watched in self.buttons:
+            if event.type() == QEvent.Type.Enter:
+                self.hovered.emit(int(watched.property("word_index")))
+            elif event.type() == QEvent.Type.Leave:
+                self.hovered.emit(-1)
+        return super().eventFilter(watched, event)
+
+    # --- playback -----------------------------------------------------------------------
+    def toggle_play(self) -> None:
+        if self._timer.isActive():
+            self.stop()
+            self.pin_requested.emit(-1)
+        elif self.buttons:
+            self._play_index = -1
+            self.play_button.setText("■")
+            self._play_step()
+            self._timer.start()
+
+    def _play_step(self) -> None:
+        self._play_index += 1
+        if self._play_index >= len(self.buttons):
+            self.stop()
+            return
+        self.pin_requested.emit(self._play_index)
+
+    def is_playing(self) -> bool:
+        return self._timer.isActive()
+
+    def stop(self) -> None:
+        self._timer.stop()
+        self.play_button.setText("▶")

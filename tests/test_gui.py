@@ -1,0 +1,489 @@
+"""The photo app, driven for real: a real window, real files, the real tiny bundle.
+
+Files are dropped through the window's QWindow (Qt picks the target widget by position, as
+for a drop from a file manager), captions come from the tiny shapes model, and assertions
+read what is on disk and what the widgets show. Modal prompts are answered by clicking their
+buttons from a timer, the way a person would.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QCheckBox, QPlainTextEdit, QPushButton, QWidget
+
+from captioner.writers import read_sidecar
+from gui.dialogs.settings_dialog import SettingsDialog
+from gui.main_window import MainWindow
+from gui.models.items import Source, Status
+from gui.settings import AppSettings, settings_store
+from tests.synthetic import make_shapes_folder
+
+pytestmark = pytest.mark.gui
+TIMEOUT = 30_000
+
+
+# --- helpers -------------------------------------------------------------------------------------
+def drop_files(window: MainWindow, target: QWidget, paths: list[Path]) -> None:
+    """Drop local files at the centre of `target`, delivered to the top-level QWindow."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    handle = window.windowHandle()
+    assert handle is not None, "the window must be shown"
+    pos = QPointF(target.mapTo(window, target.rect().center()))
+    actions = Qt.DropAction.CopyAction
+    buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(pos.toPoint(), actions, mime, buttons, mods)
+    QApplication.sendEvent(handle, enter)
+    assert enter.isAccepted(), "the drag was refused"
+    QApplication.sendEvent(handle, QDropEvent(pos, actions, mime, buttons, mods))
+
+
+def _widget_text(widget: QWidget) -> str:
+    if isinstance(widget, QPlainTextEdit):
+        return widget.toPlainText()
+    text = getattr(widget, "text", None)
+    return text() if callable(text) and isinstance(text(), str) else ""
+
+
+class DialogAnswerer:
+    """Clicks buttons of the modal overwrite dialogs as they appear, in order."""
+
+    def __init__(self, answers: list[tuple[str, bool]]) -> None:
+        self.answers = list(answers)
+        self.seen: list[str] = []
+        self.timer = QTimer()
+        self.timer.setInterval(20)
+        self.timer.timeout.connect(self._poll)
+        self.timer.start()
+
+    def _poll(self) -> None:
+        dialog = QApplication.activeModalWidget()
+        if dialog is None or dialog.objectName() != "overwriteDialog" or not self.answers:
+            return
+        button_name, remember = self.answers.pop(0)
+        self.seen.append(" | ".join(_widget_text(w) for w in dialog.findChildren(QWidget)))
+        box = dialog.findChild(QCheckBox, "remember")
+        if box is not None:
+            box.setChecked(remember)
+        button = dialog.findChild(QPushButton, button_name)
+        assert button is not None, f"no {button_name!r} button in {dialog.windowTitle()}"
+        button.click()
+
+    def done(self) -> bool:
+        return not self.answers
+
+
+@pytest.fixture
+def make_window(qtbot, tiny_bundle: Path, tmp_path: Path) -> Iterator:
+    """Build windows with their own settings file; each waits until its model is ready."""
+    windows: list[MainWindow] = []
+
+    def build(bundle: Path | None = tiny_bundle, wait: bool = True, **settings: object) -> MainWindow:
+        store = settings_store(tmp_path / f"settings{len(windows)}.ini")
+        settings.setdefault("batch_size", 4)
+        values = AppSettings(bundle_dir=str(bundle) if bundle else "", **settings)  # type: ignore[arg-type]
+        values.save(store)
+        window = MainWindow(store)
+        window.confirm_close = False
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitExposed(window)
+        if wait and bundle == tiny_bundle:
+            qtbot.waitUntil(lambda: window.model_state == "ready", timeout=TIMEOUT)
+        windows.append(window)
+        return window
+
+    yield build
+    for window in windows:
+        window.captions.shutdown()
+
+
+@pytest.fixture
+def window(make_window) -> MainWindow:
+    return make_window()
+
+
+@pytest.fixture
+def shapes(tmp_path: Path) -> dict:
+    """24 shapes without captions at the top, 12 with sidecars in a sub-folder, one broken file."""
+    root = tmp_path / "photos"
+    plain = make_shapes_folder(root, per_class=2, seed=5, sidecars=False)
+    nested = make_shapes_folder(root / "nested", per_class=1, seed=6, sidecars=True)
+    broken = root / "zz_broken.jpg"
+    broken.write_bytes(b"this is not a jpeg")
+    return {"root": root, "plain": plain, "nested": nested, "broken": broken,
+            "truth": dict(plain + nested), "count": len(plain) + len(nested) + 1}
+
+
+def open_and_wait(qtbot, window: MainWindow, paths: list[Path], count: int) -> None:
+    window.open_paths(paths)
+    qtbot.waitUntil(lambda: window.page.model.rowCount() == count and not window._scans, timeout=TIMEOUT)
+
+
+def caption_all_and_wait(qtbot, window: MainWindow) -> None:
+    window.actions_by_name["caption_all"].trigger()
+    qtbot.waitUntil(lambda: not window.captions.is_running(), timeout=TIMEOUT)
+
+
+def item(window: MainWindow, path: Path):
+    found = window.page.model.item_for(path)
+    assert found is not None, path
+    return found
+
+
+# --- opening ---------------------------------------------------------------------------------------
+def test_drop_folder_fills_grid_loads_sidecars_and_flags_broken_file(qtbot, window: MainWindow, shapes: dict
+                                                                     ) -> None:
+    page = window.page
+    drop_files(window, page.preview, [shapes["root"]])
+    qtbot.waitUntil(lambda: page.model.rowCount() == shapes["count"], timeout=TIMEOUT)
+    assert page.grid.model().rowCount() == shapes["count"]  # the grid shows them all
+    for path, caption in shapes["nested"]:  # sidecars in the sub-folder are read and shown
+        entry = item(window, path)
+        assert entry.caption == caption and entry.saved == caption and not entry.dirty
+    assert all(not item(window, p).has_caption for p, _ in shapes["plain"])
+    qtbot.waitUntil(lambda: f"{shapes['count']} images" in page.count_label.text())
+    assert f"{len(shapes['nested'])} captioned" in page.count_label.text()
+    # thumbnails arrive in the background for what the grid paints
+    first = page.model.items()[0]
+    qtbot.waitUntil(lambda: page.thumbnails.get(first.path) is not None, timeout=TIMEOUT)
+    # the broken file is flagged on its item and explained in the preview once looked at
+    broken = item(window, shapes["broken"])
+    page.select_item(broken)
+    qtbot.waitUntil(lambda: "not an image" in broken.error, timeout=TIMEOUT)
+    assert "not an image" in page.state_label.text()
+    # dropping on a text box adds images; it does not paste a path into the caption
+    extra = make_shapes_folder(shapes["root"].parent / "more", per_class=1, seed=7, sidecars=False)
+    page.select_item(page.model.items()[0])
+    before = page.editor.text()
+    drop_files(window, page.editor, [extra[0][0], extra[1][0]])
+    qtbot.waitUntil(lambda: page.model.rowCount() == shapes["count"] + 2, timeout=TIMEOUT)
+    assert page.editor.text() == before
+    drop_files(window, page.preview, [shapes["root"]])  # the same folder again adds nothing
+    qtbot.waitUntil(lambda: not window._scans)
+    assert page.model.rowCount() == shapes["count"] + 2
+
+
+def test_without_a_model_the_app_starts_and_says_so(qtbot, make_window, tmp_path: Path) -> None:
+    missing = make_window(bundle=tmp_path / "no-such-bundle", wait=False)
+    assert missing.model_state == "none" and missing.banner.isVisible()
+    assert "No model loaded — open a bundle" in missing.banner_label.text()
+    assert "No model loaded" in missing.model_label.text()
+    assert not missing.actions_by_name["caption_all"].isEnabled()
+    broken = tmp_path / "broken-bundle"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{ not json")
+    bad = make_window(bundle=broken, wait=False)
+    qtbot.waitUntil(lambda: bad.model_state == "error", timeout=TIMEOUT)
+    assert "could not be used" in bad.banner_label.text()
+    assert any("model not loaded" in line for line in bad.log_pane.lines())
+
+
+# --- captioning --------------------------------------------------------------------------------------
+def test_caption_all_streams_results_with_progress_and_speed(qtbot, window: MainWindow, shapes: dict) -> None:
+    open_and_wait(qtbot, window, [shapes["root"]], shapes["count"])
+    seen: list[int] = []
+    window.captions.progress.connect(lambda done, total, rate: seen.append(done))
+    with qtbot.waitSignal(window.captions.started, timeout=TIMEOUT):
+        window.actions_by_name["caption_all"].trigger()
+    assert window.progress.isVisible() and window.cancel_button.isVisible()
+    qtbot.waitUntil(lambda: not window.captions.is_running(), timeout=TIMEOUT)
+    assert len(set(seen)) >= 3 and max(seen) == shapes["count"]  # results arrived batch by batch
+    truth = shapes["truth"]
+    right = sum(item(window, p).caption == c for p, c in truth.items())
+    assert right >= 0.8 * len(truth), [(p.name, item(window, p).caption) for p in truth]
+    broken = item(window, shapes["broken"])
+    assert broken.error and not broken.has_caption
+    assert any("zz_broken.jpg" in line and "error" in line for line in window.log_pane.lines())
+    assert not window.progress.isVisible()
+    assert re.search(r"Last run: \d+(\.\d)? images/s", window.speed_label.text())
+    assert "tiny-" in window.model_label.text() and "CPU" in window.model_label.text()
+    # model captions are new, so they are marked unsaved until saved
+    assert all(item(window, p).dirty for p, _ in shapes["plain"])
+    assert "unsaved" in window.windowTitle()
+
+
+def test_cancel_mid_batch_stops_and_leaves_the_rest_uncaptioned(qtbot, make_window, tmp_path: Path) -> None:
+    window = make_window(batch_size=2, beam_size=5)
+    many = make_shapes_folder(tmp_path / "many", per_class=8, seed=9, sidecars=False)
+    open_and_wait(qtbot, window, [tmp_path / "many"], len(many))
+    window.actions_by_name["caption_all"].trigger()
+    qtbot.waitUntil(lambda: window.captions.stats.done >= 6, timeout=TIMEOUT)
+    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.captions.is_running(), timeout=TIMEOUT)
+    items = window.page.model.items()
+    captioned = [i for i in items if i.has_caption]
+    assert 6 <= len(captioned) < len(items)
+    assert all(i.status is not Status.QUEUED for i in items)  # nothing left marked as waiting
+    assert any("cancelled after" in line for line in window.log_pane.lines())
+    assert not window.cancel_button.isVisible()
+    window.actions_by_name["caption_uncaptioned"].trigger()  # picking up where it stopped
+    qtbot.waitUntil(lambda: not window.captions.is_running(), timeout=TIMEOUT)
+    assert all(i.has_caption for i in items)
+
+
+# --- editing, undo, saving ----------------------------------------------------------------------------
+def test_edit_undo_redo_and_save_to_sidecar(qtbot, window: MainWindow, shapes: dict) -> None:
+    open_and_wait(qtbot, window, [shapes["root"]], shapes["count"])
+    page = window.page
+    path = shapes["plain"][0][0]
+    page.select_item(item(window, path))
+    window.activateWindow()
+    page.editor.setFocus()
+    qtbot.waitUntil(page.editor.hasFocus)
+    qtbot.keyClicks(page.editor, "a big red circle")
+    entry = item(window, path)
+    assert entry.caption == "a big red circle" and entry.dirty and entry.source is Source.USER
+    assert "unsaved" in page.state_label.text()
+    qtbot.waitUntil(lambda: "unsaved" in window.windowTitle())
+    qtbot.keyClick(page.editor, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # reaches the window
+    assert entry.caption == "" and page.editor.text() == ""
+    qtbot.keyClick(page.editor, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
+    assert entry.caption == "a big red circle" == page.editor.text()
+    qtbot.keyClick(page.editor, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: path.with_suffix(".txt").exists(), timeout=TIMEOUT)
+    assert path.with_suffix(".txt").read_text() == "a big red circle\n"
+    qtbot.waitUntil(lambda: not entry.dirty and "saved in" in page.state_label.text())
+    # an edit after saving is its own undo step, and undoing it is back to "saved"
+    qtbot.keyClicks(page.editor, " today")
+    assert entry.dirty
+    qtbot.keyClick(page.editor, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert entry.caption == "a big red circle" and not entry.dirty
+    assert read_sidecar(path) == "a big red circle"
+
+
+def test_existing_caption_files_are_never_overwritten_without_asking(qtbot, window: MainWindow,
+                                                                    tmp_path: Path) -> None:
+    files = make_shapes_folder(tmp_path / "old", per_class=1, seed=3, sidecars=False)
+    for path, _ in files:
+        path.with_suffix(".txt").write_text("a hand written caption\n")
+    open_and_wait(qtbot, window, [tmp_path / "old"], len(files))
+    caption_all_and_wait(qtbot, window)
+    items = window.page.model.items()
+    assert all(i.dirty and i.caption != "a hand written caption" for i in items)
+    # keep them all: nothing on disk changes, the captions stay marked unsaved
+    answerer = DialogAnswerer([("keep", False)])
+    window.actions_by_name["save_all"].trigger()
+    assert answerer.done() and "12 of the images already have a caption file" in answerer.seen[0]
+    qtbot.waitUntil(lambda: not window.saver.is_busy())
+    assert all(read_sidecar(p) == "a hand written caption" for p, _ in files)
+    assert all(i.dirty for i in items)
+    # decide for each: keep the first, then overwrite the rest, remembered for the batch
+    answerer = DialogAnswerer([("decide_for_each", False), ("keep", False), ("overwrite", True)])
+    window.actions_by_name["save_all"].trigger()
+    assert answerer.done()
+    assert "a hand written caption" in answerer.seen[1] and items[0].caption in answerer.seen[1]
+    qtbot.waitUntil(lambda: not window.saver.is_busy(), timeout=TIMEOUT)
+    assert read_sidecar(items[0].path) == "a hand written caption" and items[0].dirty
+    for entry in items[1:]:
+        assert read_sidecar(entry.path) == entry.caption and not entry.dirty
+    # a file this app wrote itself is updated without a question
+    window.page.select_item(items[1])
+    window.page.use_alternative("a new caption")
+    window.actions_by_name["save"].trigger()
+    qtbot.waitUntil(lambda: read_sidecar(items[1].path) == "a new caption", timeout=TIMEOUT)
+
+
+def test_a_failed_save_shows_on_the_item_and_the_batch_goes_on(qtbot, window: MainWindow,
+                                                               tmp_path: Path) -> None:
+    files = make_shapes_folder(tmp_path / "mixed", per_class=1, seed=4, sidecars=False)[:3]
+    for path, _ in make_shapes_folder(tmp_path / "mixed", per_class=1, seed=4, sidecars=False)[3:]:
+        path.unlink()
+    blocked = files[0][0].with_suffix(".txt")
+    blocked.mkdir()  # a folder where the caption file should go: the write must fail
+    open_and_wait(qtbot, window, [tmp_path / "mixed"], 3)
+    caption_all_and_wait(qtbot, window)
+    answerer = DialogAnswerer([("overwrite", False)])
+    window.actions_by_name["save_all"].trigger()
+    qtbot.waitUntil(lambda: not window.saver.is_busy(), timeout=TIMEOUT)
+    assert answerer.done()
+    failed = item(window, files[0][0])
+    assert failed.error.startswith("not saved") and failed.dirty
+    assert any("error" in line and blocked.name in line for line in window.log_pane.lines())
+    for path, _ in files[1:]:
+        assert read_sidecar(path) == item(window, path).caption
+    window.page.select_item(failed)
+    assert "not saved" in window.page.state_label.text()
+
+
+def test_auto_caption_on_drop_and_auto_save_write_the_sidecars(qtbot, make_window, tmp_path: Path) -> None:
+    window = make_window(auto_caption_on_drop=True, auto_save=True)
+    files = make_shapes_folder(tmp_path / "auto", per_class=1, seed=11, sidecars=False)
+    drop_files(window, window.page.grid, [tmp_path / "auto"])
+    qtbot.waitUntil(lambda: all(p.with_suffix(".txt").exists() for p, _ in files), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not window.saver.is_busy() and not window.captions.is_running())
+    for path, _ in files:
+        entry = item(window, path)
+        assert entry.has_caption and read_sidecar(path) == entry.caption and not entry.dirty
+
+
+# --- reviewing: alternatives, attention, filter, keys ---------------------------------------------------
+def _qimage_array(image: QImage) -> np.ndarray:
+    image = image.convertToFormat(QImage.Format.Format_RGBA8888)
+    raw = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return raw[:, : image.width() * 4].reshape(image.height(), image.width(), 4).copy()
+
+
+def _captioned_window(qtbot, window: MainWindow, paths: list[Path]):
+    open_and_wait(qtbot, window, paths, len(paths))
+    caption_all_and_wait(qtbot, window)
+    entry = item(window, paths[0])
+    window.page.select_item(entry)
+    qtbot.waitUntil(lambda: entry.path in window.page._preview_cache, timeout=TIMEOUT)
+    return entry
+
+
+def test_hovering_a_word_paints_that_words_attention_on_the_preview(qtbot, window: MainWindow,
+                                                                    shapes: dict) -> None:
+    page = window.page
+    entry = _captioned_window(qtbot, window, [p for p, _ in shapes["plain"][:3]])
+    result = entry.result
+    assert result is not None and result.attention.shape == (len(result.words), 7, 7)
+    assert len(page.strip.buttons) == len(result.words)  # one chip per word the model wrote
+    plain = _qimage_array(page.preview.grab().toImage())
+    QTest.mouseMove(page.editor.viewport(), page.editor.word_rect(1).center())
+    qtbot.waitUntil(lambda: page.preview.attention() is not None)
+    shown = page.preview.attention()
+    assert shown.word == result.words[1] and shown.index == 1 and not shown.pinned
+    np.testing.assert_allclose(shown.grid, result.attention[1])
+    # on screen: the photo is overlaid, and the overlay is most opaque where the word's weight peaks
+    area = page.preview.image_rect()
+    heat = _qimage_array(page.preview.grab().toImage())
+    region = (slice(area.top(), area.bottom()), slice(area.left(), area.right()))
+    assert np.abs(heat[region][..., :3].astype(int) - plain[region][..., :3]).mean() > 8
+    alpha = _qimage_array(page.preview.overlay())[..., 3].astype(float)
+    h, w = alpha.shape
+    cells = np.array([[alpha[r * h // 7:(r + 1) * h // 7, c * w // 7:(c + 1) * w // 7].mean()
+                       for c in range(7)] for r in range(7)])
+    assert np.corrcoef(cells.ravel(), result.attention[1].ravel())[0, 1] > 0.9  # placed right, not flipped
+    assert page.editor.extraSelections()  # the hovered word is highlighted in the caption
+    QTest.mouseMove(page.editor.viewport(), QPoint(page.editor.viewport().width() - 3, 3))
+    qtbot.waitUntil(lambda: page.preview.attention() is None)
+    # click a chip to pin; hovering another chip shows it for the moment; Esc unpins
+    qtbot.mouseClick(page.strip.buttons[0], Qt.MouseButton.LeftButton)
+    assert page.preview.attention().index == 0 and page.preview.attention().pinned
+    window.actions_by_name["cancel"].trigger()
+    assert page.preview.attention() is None and not window.captions.is_running()
+    window.actions_by_name["word_next"].trigger()  # Alt+Right walks through the words
+    window.actions_by_name["word_next"].trigger()
+    assert page.preview.attention().index == 1
+
+
+def test_alternatives_are_listed_with_scores_and_picked_by_click_or_key(qtbot, make_window,
+                                                                       shapes: dict) -> None:
+    window = make_window(beam_size=5)
+    page = window.page
+    entry = _captioned_window(qtbot, window, [shapes["plain"][0][0]])
+    alternatives = entry.result.alternatives
+    assert len(alternatives) >= 3
+    rows = [page.nbest.topLevelItem(i) for i in range(page.nbest.topLevelItemCount())]
+    assert [r.text(1) for r in rows] == [t for t, _ in alternatives]
+    assert all(f"{s:+.2f}" in r.text(2) for r, (_, s) in zip(rows, alternatives, strict=True))
+    assert rows[0].text(0).startswith("✓")  # the caption in use is marked
+    window.actions_by_name["alt2"].trigger()
+    assert entry.caption == alternatives[1][0] == page.editor.text() and entry.source is Source.USER
+    third = page.nbest.topLevelItem(2)
+    qtbot.mouseClick(page.nbest.viewport(), Qt.MouseButton.LeftButton,
+                     pos=page.nbest.visualItemRect(third).center())
+    assert entry.caption == alternatives[2][0]
+    assert page.nbest.topLevelItem(2).text(0).startswith("✓")
+    window.actions_by_name["undo"].trigger()
+    window.actions_by_name["undo"].trigger()
+    assert entry.caption == alternatives[0][0]
+
+
+def test_filter_next_uncaptioned_and_keyboard_navigation(qtbot, window: MainWindow, shapes: dict) -> None:
+    page = window.page
+    open_and_wait(qtbot, window, [shapes["root"]], shapes["count"])
+    first = item(window, shapes["plain"][0][0])
+    page.select_item(first)
+    page.use_alternative("a dog on a beach")
+    qtbot.keyClicks(page.filter_edit, "beach")
+    assert page.proxy.rowCount() == 1 and page.visible_items() == [first]
+    page.filter_edit.clear()
+    qtbot.keyClicks(page.filter_edit, "yellow")  # file names count too
+    names = {i.name.split("_")[0] for i in page.visible_items() if i is not first}
+    assert names == {"yellow"}
+    page.filter_edit.clear()
+    page.show_combo.setCurrentIndex(page.show_combo.findText("Uncaptioned"))
+    uncaptioned = [i for i in page.model.items() if not i.has_caption]
+    assert set(page.visible_items()) == set(uncaptioned) | {first}  # the current one stays visible
+    page.show_combo.setCurrentIndex(0)
+    nested = item(window, shapes["nested"][0][0])
+    page.select_item(nested)
+    window.actions_by_name["next_uncaptioned"].trigger()
+    landed = page.current_item()
+    assert landed is not None and not landed.has_caption and not landed.error
+    row = page.grid.currentIndex().row()
+    window.activateWindow()
+    page.editor.setFocus()
+    qtbot.keyClick(page.editor, Qt.Key.Key_PageDown)  # works while typing in the caption
+    assert page.grid.currentIndex().row() == row + 1
+    qtbot.keyClick(page.editor, Qt.Key.Key_Up, Qt.KeyboardModifier.ControlModifier)
+    assert page.grid.currentIndex().row() == row
+
+
+# --- settings, export, tabs ------------------------------------------------------------------------------
+def test_settings_apply_and_persist_across_restarts(qtbot, make_window, tiny_bundle: Path, tmp_path: Path,
+                                                    shapes: dict) -> None:
+    window = make_window()
+    dialog = SettingsDialog(window.settings, window)
+    assert "tiny-" in dialog.bundle_info.text()  # the bundle is recognised
+    dialog.beam.setValue(1)
+    dialog.max_length.setValue(2)
+    dialog.auto_save.setChecked(True)
+    dialog.provider.setCurrentIndex(dialog.provider.findData("cpu"))
+    dialog.overlay_style.setCurrentIndex(dialog.overlay_style.findData("spotlight"))
+    window.apply_settings(dialog.result_settings())
+    qtbot.waitUntil(lambda: window.model_state == "ready", timeout=TIMEOUT)
+    assert window.captioner is not None and window.captioner.provider == "cpu"
+    assert window.page.preview.style_name == "spotlight" and window.actions_by_name["spotlight"].isChecked()
+    open_and_wait(qtbot, window, [p for p, _ in shapes["plain"][:4]], 4)
+    caption_all_and_wait(qtbot, window)
+    assert all(len(i.caption.split()) <= 2 for i in window.page.model.items())  # max length applied
+    again = MainWindow(window.store, load_model=False)
+    qtbot.addWidget(again)
+    again.confirm_close = False
+    assert (again.settings.beam_size, again.settings.max_length, again.settings.auto_save) == (1, 2, True)
+    assert again.settings.overlay_style == "spotlight" and again.settings.bundle_path() == tiny_bundle
+
+
+def test_export_all_captions_to_json_and_csv(qtbot, window: MainWindow, shapes: dict, tmp_path: Path) -> None:
+    open_and_wait(qtbot, window, [shapes["root"]], shapes["count"])
+    caption_all_and_wait(qtbot, window)
+    edited = item(window, shapes["plain"][0][0])
+    window.page.select_item(edited)
+    window.page.use_alternative("a hand made caption")
+    target = window.export("json", tmp_path / "captions.json")
+    assert target is not None
+    records = {Path(r["file"]): r for r in json.loads(target.read_text())}
+    assert len(records) == shapes["count"] - 1  # all but the unreadable file
+    assert records[edited.path]["caption"] == "a hand made caption" and "score" not in records[edited.path]
+    other = item(window, shapes["plain"][1][0])
+    assert records[other.path]["caption"] == other.caption and "score" in records[other.path]
+    assert records[other.path]["alternatives"][0]["caption"] == other.result.alternatives[0][0]
+    rows = list(csv.DictReader(window.export("csv", tmp_path / "captions.csv").open()))
+    assert {Path(r["file"]): r["caption"] for r in rows} == {p: r["caption"] for p, r in records.items()}
+
+
+def test_video_tab_is_mounted_when_the_video_panel_exists(window: MainWindow) -> None:
+    pytest.importorskip("gui.video.panel")
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Photos", "Video"]
+    getter = getattr(window.video_panel, "captioner_getter", None)
+    assert getter is None or getter() is window.captioner
+
+
+def test_pyside_bool_refcount_workaround_is_active() -> None:
+    from gui.qtfix import leaks_now
+
+    assert not leaks_now()  # thousands of emits in a batch must not eat the interpreter's True
