@@ -72,7 +72,7 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
-        if data.get("format") != FORMAT:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise BundleError(f"manifest.json is not a {FORMAT} manifest")
         version = data.get("format_version")
         if version != FORMAT_VERSION:
@@ -98,7 +98,7 @@ class Manifest:
                 training=data.get("training", {}),
                 scores=data.get("scores", {}),
             )
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise BundleError(f"manifest.json is missing or has a bad field: {exc}") from None
 
 
@@ -108,6 +108,14 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _checksum(path: Path) -> str:
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        raise BundleError(f"model bundle {path.parent.name}: {path.name} cannot be read "
+                          f"({exc.strerror or exc})") from None
 
 
 @dataclass
@@ -142,14 +150,16 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
             raise BundleError(f"model bundle {root.name} is missing {name}")
         if name not in manifest.files:
             raise BundleError(f"model bundle {root.name}: {name} has no checksum in the manifest")
-        if verify and sha256_file(root / name) != manifest.files[name]:
+        if verify and _checksum(root / name) != manifest.files[name]:
             raise BundleError(
                 f"model bundle {root.name}: {name} does not match its checksum "
                 "(the file is damaged or was replaced)"
             )
     try:
         vocab = Vocabulary.load(root / "vocab.json")
-    except (ValueError, json.JSONDecodeError) as exc:
+        if not all(isinstance(word, str) for word in vocab.words):
+            raise ValueError("every entry must be a word (a string)")
+    except (ValueError, TypeError, OSError) as exc:
         raise BundleError(f"model bundle {root.name}: vocab.json is invalid: {exc}") from None
     if len(vocab) != manifest.vocab_size:
         raise BundleError(

@@ -2,6 +2,8 @@
 
 Errors go to stderr as one line per file, the batch goes on, and a summary closes the run.
 Exit code: 0 all captioned, 1 some files failed, 2 nothing could run (bad bundle, bad usage).
+Paths are printed on one line each whatever their name holds: control characters and bytes
+that are not UTF-8 are shown as backslash escapes (--json keeps the exact names).
 """
 
 from __future__ import annotations
@@ -10,14 +12,16 @@ import argparse
 import os
 import sys
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
-from captioner.captioner import CaptionOptions, Captioner, CaptionResult
+from captioner.captioner import Captioner, CaptionOptions, CaptionResult
 from captioner.errors import CaptionerError
 from captioner.files import find_images
 from captioner.metadata import ExistingText, read_alt_text, write_alt_text
-from captioner.writers import CaptionRecord, Outcome, write_csv, write_json, write_sidecar
+from captioner.writers import CaptionRecord, Outcome, sidecar_path, write_csv, write_json, write_sidecar
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "default"
 
@@ -73,6 +77,37 @@ def register_extra_commands(sub: argparse._SubParsersAction) -> None:
     add_video_command(sub)
 
 
+def shown(path: str | Path) -> str:
+    """A path as one printable line: a control character (a newline in a name) or a byte that
+    is not UTF-8 (which os.fsdecode turns into a lone surrogate) becomes a backslash escape."""
+    out = []
+    for ch in str(path):
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF or unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def describe(exc: CaptionerError, path: Path | None = None) -> str:
+    """`path: reason` for the project's errors, with the path made printable."""
+    reason = getattr(exc, "reason", None)
+    where = getattr(exc, "path", None) or path
+    return f"{shown(where)}: {reason}" if reason is not None and where is not None else str(exc)
+
+
+def video_files(paths: Sequence[Path]) -> set[Path]:
+    """Paths named like videos: `caption` says to use `captioner video` for them."""
+    try:
+        from captioner.video import is_video_path
+    except ImportError:
+        return set()
+    return {p for p in paths if is_video_path(p)}
+
+
 def load_captioner(args: argparse.Namespace) -> Captioner:
     return Captioner(args.model or default_bundle(), provider=args.provider, variant=args.variant)
 
@@ -97,23 +132,35 @@ class Progress:
 def run_caption(args: argparse.Namespace) -> int:
     found = find_images(args.paths, recursive=args.recursive)
     failures = [(p, reason) for p, reason in found.problems]
+    videos = video_files(found.images)
+    failures += [(p, "a video file: caption it with `captioner video`") for p in found.images if p in videos]
     for path, reason in failures:
-        print(f"error: {path}: {reason}", file=sys.stderr)
+        print(f"error: {shown(path)}: {reason}", file=sys.stderr)
+    images = [p for p in found.images if p not in videos]
     captioner = load_captioner(args)
     options = CaptionOptions(beam_size=args.beam, max_length=args.max_length)
     records: list[CaptionRecord] = []
     skipped: list[Path] = []
     alt_text = AltTextReport()
-    progress = Progress(len(found.images), not args.quiet)
-    for path, result in captioner.caption_files(found.images, options, args.batch_size):
+    claimed: dict[Path, Path] = {}  # sidecar -> the image whose caption it got in this run
+    progress = Progress(len(images), not args.quiet)
+    for path, result in captioner.caption_files(images, options, args.batch_size):
         progress.update()
         if isinstance(result, CaptionerError):
             failures.append((path, getattr(result, "reason", str(result))))
-            print(f"\rerror: {result}", file=sys.stderr)
+            print(f"\rerror: {describe(result, path)}", file=sys.stderr)
             continue
         records.append(emit(path, result, args.alternatives))
         if args.sidecar:
-            write_one(lambda: write_sidecar(path, result.text, args.overwrite), path, skipped, failures)
+            target = sidecar_path(path)
+            if target in claimed:  # photo.jpg and photo.png share photo.txt: the first keeps it
+                reason = (f"{target.name} already holds the caption of {claimed[target].name} "
+                          "(same name, other extension); not written")
+                failures.append((path, reason))
+                print(f"\rerror: {shown(path)}: {reason}", file=sys.stderr)
+                continue
+            claimed[target] = path
+            write_one(partial(write_sidecar, path, result.text, args.overwrite), path, skipped, failures)
         if args.write_metadata:
             alt_text.write(path, result.text, args.overwrite, failures)
     progress.close()
@@ -121,13 +168,13 @@ def run_caption(args: argparse.Namespace) -> int:
         alt_text.report()
     for target, writer in ((args.json, write_json), (args.csv, write_csv)):
         if target:
-            write_one(lambda: writer(target, records, args.overwrite), target, skipped, failures)
+            write_one(partial(writer, target, records, args.overwrite), target, skipped, failures)
     summarise(len(records), skipped, failures)
     return 1 if failures else 0
 
 
 def emit(path: Path, result: CaptionResult, alternatives: bool) -> CaptionRecord:
-    print(f"{path}\t{result.text}", flush=True)
+    print(f"{shown(path)}\t{result.text}", flush=True)
     if alternatives:
         for text, score in result.alternatives:
             print(f"\t{score:8.3f}  {text}")
@@ -141,7 +188,7 @@ def write_one(write: Callable[[], Outcome], target: Path, skipped: list[Path],
             skipped.append(target)
     except CaptionerError as exc:
         failures.append((target, getattr(exc, "reason", str(exc))))
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"\rerror: {describe(exc, target)}", file=sys.stderr)
 
 
 class AltTextReport:
@@ -158,7 +205,7 @@ class AltTextReport:
             outcome = write_alt_text(path, text, overwrite, warnings)
         except CaptionerError as exc:
             failures.append((path, getattr(exc, "reason", str(exc))))
-            print(f"\rerror: {exc}", file=sys.stderr)
+            print(f"\rerror: {describe(exc, path)}", file=sys.stderr)
             return
         self.warnings += [(path, w) for w in warnings]
         if outcome is Outcome.SKIPPED_EXISTS:
@@ -168,29 +215,41 @@ class AltTextReport:
 
     def report(self) -> None:
         for path, warning in self.warnings:
-            print(f"warning: {path}: {warning}", file=sys.stderr)
+            print(f"warning: {shown(path)}: {warning}", file=sys.stderr)
         for path, existing in self.kept:
             held = f'{existing.label}: "{existing.text}"' if existing else "existing alt text"
-            print(f"kept existing alt text: {path}: {held} (use --overwrite to replace it)", file=sys.stderr)
+            print(f"kept existing alt text: {shown(path)}: {held} (use --overwrite to replace it)",
+                  file=sys.stderr)
         print(f"alt text: {self.written} written, {len(self.kept)} kept", file=sys.stderr)
 
 
 def summarise(captioned: int, skipped: Sequence[Path], failures: Sequence[tuple[Path, str]]) -> None:
     for path in skipped:
-        print(f"skipped: {path} exists (use --overwrite to replace it)", file=sys.stderr)
+        print(f"skipped: {shown(path)} exists (use --overwrite to replace it)", file=sys.stderr)
     print(f"{captioned} captioned, {len(skipped)} skipped, {len(failures)} failed", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a message must never fail on a character
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            pass
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except CaptionerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shown(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `captioner caption ... | head`: the reader left; stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 1
 
 
 if __name__ == "__main__":

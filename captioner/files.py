@@ -1,11 +1,22 @@
 """Finding images in the paths a user gives: files and folders, optionally recursive.
 
-Walks folders without following symlinks into loops, and reports what it could not read
-instead of stopping.
+What a real photo folder holds and what happens to it here:
+
+* symbolic links are followed, but a folder is entered once however many links lead to it,
+  so a link loop (`holiday/again -> ..`) ends the walk instead of recursing forever;
+* a link named like an image that points nowhere, or at itself, is reported;
+* hidden entries (`.thumbnails/`, the `._IMG_0001.jpg` files macOS leaves on USB drives, a
+  half-written `.photo.txt.tmp`) are skipped when walking a folder, as a file browser does;
+* anything that is not a regular file (a pipe named `x.jpg`, a device) is never opened, since
+  reading it could block forever;
+* a folder that cannot be listed is reported and the walk goes on.
+
+Paths named directly are kept whatever their extension (the loader looks at the bytes).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,23 +32,58 @@ class FoundImages:
 
 
 def find_images(paths: Iterable[str | Path], recursive: bool = True) -> FoundImages:
-    """Images named directly are kept whatever their extension; folders give image files."""
+    """Images named directly are kept whatever their extension; folders give image files.
+
+    Each file is listed once, in the order given (folders in name order), and `problems`
+    holds a one-line reason for every path that cannot be used.
+    """
     found = FoundImages()
     seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[str] = set()
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            _walk(path, recursive, found, seen_dirs)
+            _walk(path, recursive, found, seen_dirs, seen_files)
         elif path.is_file():
-            found.images.append(path)
+            _add(path, found, seen_files)
         elif path.is_symlink():
-            found.problems.append((path, "broken symbolic link"))
+            found.problems.append((path, _link_problem(path)))
+        elif _exists(path):
+            found.problems.append((path, "not a regular file (a pipe, socket or device)"))
         else:
             found.problems.append((path, "no such file or folder"))
     return found
 
 
-def _walk(root: Path, recursive: bool, found: FoundImages, seen: set[tuple[int, int]]) -> None:
+def _add(path: Path, found: FoundImages, seen: set[str]) -> None:
+    key = os.path.normpath(path)
+    if key not in seen:
+        seen.add(key)
+        found.images.append(path)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        os.lstat(path)
+    except OSError:
+        return False
+    return True
+
+
+def _link_problem(path: Path) -> str:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself)"
+        if exc.errno == errno.ENOENT:
+            return "broken symbolic link (its target does not exist)"
+        return f"cannot follow symbolic link: {exc.strerror}"
+    return "not a regular file (a pipe, socket or device)"
+
+
+def _walk(root: Path, recursive: bool, found: FoundImages, seen: set[tuple[int, int]],
+          seen_files: set[str]) -> None:
     try:
         st = root.stat()
     except OSError as exc:
@@ -47,17 +93,26 @@ def _walk(root: Path, recursive: bool, found: FoundImages, seen: set[tuple[int, 
         return
     seen.add((st.st_dev, st.st_ino))
     try:
-        entries = sorted(os.scandir(root), key=lambda e: e.name)
+        with os.scandir(root) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
     except OSError as exc:
         found.problems.append((root, f"cannot list folder: {exc.strerror}"))
         return
     for entry in entries:
+        if entry.name.startswith("."):
+            continue
         path = Path(entry.path)
         try:
             if entry.is_dir():
                 if recursive:
-                    _walk(path, recursive, found, seen)
-            elif entry.is_file() and is_image_path(path):
-                found.images.append(path)
+                    _walk(path, recursive, found, seen, seen_files)
+            elif entry.is_file():
+                if is_image_path(path):
+                    _add(path, found, seen_files)
+            elif entry.is_symlink() and is_image_path(path):
+                found.problems.append((path, _link_problem(path)))
         except OSError as exc:
-            found.problems.append((path, f"cannot read: {exc.strerror}"))
+            if is_image_path(path):
+                reason = (_link_problem(path) if exc.errno == errno.ELOOP
+                          else f"cannot read: {exc.strerror}")
+                found.problems.append((path, reason))

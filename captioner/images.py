@@ -8,6 +8,8 @@ squashed 224x224 copies.
 
 from __future__ import annotations
 
+import errno
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,11 @@ from captioner.errors import ImageLoadError
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".jfif", ".ppm"}
 )
-MAX_PIXELS = 100_000_000  # larger images are refused as probable decompression bombs
+# What Pillow may open, whatever a file is named: the photo formats, and not the plugins that
+# are rarely needed and often fragile (EPS would even start Ghostscript).
+IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "WEBP", "BMP", "DIB", "PPM", "AVIF")
+MAX_PIXELS = 100_000_000  # more decoded pixels than this are refused as probable bombs
+MAX_REASON = 160  # characters of a library's message kept in a reason
 
 
 @dataclass(frozen=True)
@@ -47,22 +53,29 @@ def load_image(path: str | Path, draft_size: int | None = None) -> Image.Image:
     """Open an image file as upright RGB, or raise ImageLoadError with a one-line reason.
 
     `draft_size` lets JPEG decoding skip resolution the model will not use (Pillow's draft
-    mode decodes at 1/2, 1/4 or 1/8 scale, never below the size asked for).
+    mode decodes at 1/2, 1/4 or 1/8 scale, never below the size asked for). The pixel limit
+    applies to what is decoded, so a 100-megapixel JPEG is read at 1/8 scale, not refused.
+    Only ImageLoadError leaves this function, whatever the file holds.
     """
     path = Path(path)
     try:
+        if path.stat().st_size == 0:
+            raise ImageLoadError(path, "empty file (0 bytes)")
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    raise ImageLoadError(
-                        path, f"image too large ({img.width}x{img.height} pixels)"
-                    )
+            # Pillow warns about corrupt EXIF and the like (the reason, if any, is in what it
+            # raises), and warns above ~89 Mpx and raises above twice that; the limit that
+            # counts is MAX_PIXELS on the decoded size, checked once draft mode has had its say.
+            warnings.simplefilter("ignore")
+            with Image.open(path, formats=IMAGE_FORMATS) as img:
                 if draft_size and img.format == "JPEG":
                     img.draft("RGB", (draft_size, draft_size))
-                img.seek(0)
-                upright = ImageOps.exif_transpose(img)
-                return to_rgb(upright if upright is not None else img)
+                if img.width * img.height > MAX_PIXELS:
+                    raise ImageLoadError(path, f"image too large ({img.width}x{img.height} pixels, "
+                                               f"the limit is {MAX_PIXELS // 1_000_000} megapixels)")
+                if img.width < 1 or img.height < 1:
+                    raise ImageLoadError(path, f"image has no pixels ({img.width}x{img.height})")
+                img.seek(0)  # the first frame of an animation or the first page of a TIFF
+                return to_rgb(_upright(img))
     except ImageLoadError:
         raise
     except FileNotFoundError:
@@ -71,12 +84,39 @@ def load_image(path: str | Path, draft_size: int | None = None) -> Image.Image:
         raise ImageLoadError(path, "is a folder, not an image") from None
     except PermissionError:
         raise ImageLoadError(path, "permission denied") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise ImageLoadError(path, "image too large (possible decompression bomb)") from None
     except Image.UnidentifiedImageError:
         raise ImageLoadError(path, "not an image file, or a format Pillow cannot read") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageLoadError(path, f"broken or truncated image ({exc})") from None
+    except MemoryError:
+        raise ImageLoadError(path, "not enough memory to decode this image") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageLoadError(path, "symbolic link loop (the link leads back to itself)") from None
+        if exc.errno is not None:  # the system could not read it (a failing disk, a lost share)
+            raise ImageLoadError(path, f"cannot read file ({exc.strerror or _detail(exc)})") from None
+        raise ImageLoadError(path, f"broken or truncated image ({_detail(exc)})") from None
+    except (ValueError, SyntaxError, EOFError) as exc:
+        raise ImageLoadError(path, f"broken or truncated image ({_detail(exc)})") from None
+    except Exception as exc:  # a decoder's internal error on malformed data: never a crash
+        raise ImageLoadError(path, f"cannot decode image ({type(exc).__name__}: {_detail(exc)})") from None
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; a photo whose EXIF is malformed is kept as stored."""
+    try:
+        upright = ImageOps.exif_transpose(img)
+    except (OSError, ValueError, SyntaxError, EOFError, KeyError, IndexError, TypeError,
+            ZeroDivisionError, AttributeError, struct.error):
+        return img
+    return upright if upright is not None else img
+
+
+def _detail(exc: BaseException) -> str:
+    """A library's message as part of a one-line reason: one line, printable, not too long."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -104,8 +144,8 @@ def preprocess(img: Image.Image, spec: InputSpec) -> np.ndarray:
         img = to_rgb(img)
     resized = img.resize((spec.size, spec.size), Image.Resampling.BILINEAR, reducing_gap=None)
     arr = np.asarray(resized, dtype=np.float32) / 255.0
-    arr = (arr - np.asarray(spec.mean, dtype=np.float32)) / np.asarray(spec.std, dtype=np.float32)
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+    normalised = (arr - np.asarray(spec.mean, dtype=np.float32)) / np.asarray(spec.std, dtype=np.float32)
+    return np.ascontiguousarray(normalised.transpose(2, 0, 1))
 
 
 def preprocess_batch(images: list[Image.Image], spec: InputSpec) -> np.ndarray:

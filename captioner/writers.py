@@ -8,9 +8,11 @@ one. Sidecars that exist are never overwritten unless the caller says so.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,11 +37,54 @@ class CaptionRecord:
     alternatives: Sequence[tuple[str, float]] = ()
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to path via temp file + fsync + os.replace; raise WriteError on failure."""
-    path = Path(path)
+def _read_umask() -> int:
+    """The process umask, without changing it where /proc says it (os.umask must set it)."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_NEW_FILE_MODE = 0o666 & ~_read_umask()  # what open() would give a new file
+
+
+def atomic_write_text(path: Path, text: str, overwrite: bool = True, errors: str = "strict") -> bool:
+    """Write text to path via temp file + fsync + rename; raise WriteError on failure.
+
+    The text goes to a hidden temporary file in the same folder (`.NAME.XXXXXXXX.tmp`) which
+    then takes the target's name in one step, so a reader, or a process killed at any moment,
+    sees the old file or the new one, never a mix. The new file gets the old one's permissions
+    (or the umask's, for a new file), not mkstemp's owner-only 0600.
+
+    With overwrite=False the rename cannot replace a file that appeared since the caller
+    looked (a hard link publishes it, failing if the name exists): the function then returns
+    False and leaves that file alone. It returns True when it wrote. A file that is read-only
+    for everyone (chmod a-w) is treated as locked and never replaced.
+    """
+    path = Path(path)
+    mode = _NEW_FILE_MODE
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None:
+        if not overwrite:
+            return False
+        if not st.st_mode & 0o222:
+            raise WriteError(path, "caption file is read-only (locked), not replaced")
+        mode = st.st_mode & 0o7777
+    try:
+        data = text.encode("utf-8", errors)
+    except UnicodeEncodeError as exc:
+        raise WriteError(path, f"text cannot be written as UTF-8 ({exc.reason})") from None
+    try:
+        # cut short: a 250-character photo name must leave room for the temp's own parts
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
     except FileNotFoundError:
         raise WriteError(path, "folder does not exist") from None
     except PermissionError:
@@ -47,17 +92,46 @@ def atomic_write_text(path: Path, text: str) -> None:
     except OSError as exc:
         raise WriteError(path, f"cannot write here: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if overwrite:
+            os.replace(tmp, path)
+        elif not _publish_new(tmp, path):
+            return False
+    except OSError as exc:
         raise WriteError(path, f"write failed: {exc.strerror or exc}") from None
+    finally:
+        if os.path.lexists(tmp):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    return True
+
+
+def _publish_new(tmp: str, path: Path) -> bool:
+    """Give tmp the name path only if nothing has that name; False if something does."""
+    try:
+        os.link(tmp, path)  # atomic and never replaces: fails with EEXIST instead
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
+                             errno.EMLINK, errno.ENOSYS):
+            raise
+    # no hard links here (FAT, exFAT, some network shares): check, then rename
+    if os.path.lexists(path):
+        return False
+    os.replace(tmp, path)
+    return True
 
 
 def sidecar_path(image: Path) -> Path:
@@ -74,11 +148,9 @@ def read_sidecar(image: Path) -> str | None:
 
 
 def write_sidecar(image: Path, caption: str, overwrite: bool = False) -> Outcome:
-    path = sidecar_path(image)
-    if path.exists() and not overwrite:
-        return Outcome.SKIPPED_EXISTS
-    atomic_write_text(path, caption.strip() + "\n")
-    return Outcome.WRITTEN
+    """NAME.txt next to the image; one that exists is kept unless overwrite is set."""
+    written = atomic_write_text(sidecar_path(image), caption.strip() + "\n", overwrite=overwrite)
+    return Outcome.WRITTEN if written else Outcome.SKIPPED_EXISTS
 
 
 def to_json(records: Iterable[CaptionRecord]) -> str:
@@ -86,7 +158,17 @@ def to_json(records: Iterable[CaptionRecord]) -> str:
               **({"score": round(r.score, 4)} if r.score is not None else {}),
               **({"alternatives": [{"caption": t, "score": round(s, 4)} for t, s in r.alternatives]}
                  if r.alternatives else {})} for r in records]
-    return json.dumps(items, indent=2, ensure_ascii=False) + "\n"
+    return _escape_surrogates(json.dumps(items, indent=2, ensure_ascii=False)) + "\n"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogates(text: str) -> str:
+    """A file name that is not valid UTF-8 reaches Python with its odd bytes as lone
+    surrogates (os.fsdecode); JSON keeps them as \\udcXX escapes, which json.load gives back
+    and os.fsencode turns into the exact bytes of the name."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def to_csv(records: Iterable[CaptionRecord]) -> str:
@@ -99,14 +181,12 @@ def to_csv(records: Iterable[CaptionRecord]) -> str:
 
 
 def write_json(path: Path, records: Iterable[CaptionRecord], overwrite: bool = False) -> Outcome:
-    if Path(path).exists() and not overwrite:
-        return Outcome.SKIPPED_EXISTS
-    atomic_write_text(Path(path), to_json(records))
-    return Outcome.WRITTEN
+    written = atomic_write_text(Path(path), to_json(records), overwrite=overwrite)
+    return Outcome.WRITTEN if written else Outcome.SKIPPED_EXISTS
 
 
 def write_csv(path: Path, records: Iterable[CaptionRecord], overwrite: bool = False) -> Outcome:
-    if Path(path).exists() and not overwrite:
-        return Outcome.SKIPPED_EXISTS
-    atomic_write_text(Path(path), to_csv(records))
-    return Outcome.WRITTEN
+    """All captions in one CSV; a file name that is not valid UTF-8 is written as its own
+    bytes (the CSV is otherwise UTF-8)."""
+    written = atomic_write_text(Path(path), to_csv(records), overwrite=overwrite, errors="surrogateescape")
+    return Outcome.WRITTEN if written else Outcome.SKIPPED_EXISTS
