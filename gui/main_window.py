@@ -36,6 +36,7 @@ from captioner.images import IMAGE_EXTENSIONS
 from captioner.writers import CaptionRecord, write_csv, write_json
 from gui.actions import MENUS, SPECS, TOOLBAR, key_sequences, make_action
 from gui.controllers.captioning import CaptionController, RunStats
+from gui.controllers.metadata import install as install_alt_text
 from gui.controllers.saving import OverwritePolicy, SaveController
 from gui.dialogs.settings_dialog import SettingsDialog
 from gui.models.items import ImageItem, Source
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
         self._build_ui()
         self._build_actions()
         self._connect()
+        self.alt_text = install_alt_text(self)  # File ▸ Write alt text into photos
         self._restore_geometry()
         self.setAcceptDrops(True)
         self._install_drop_filters()
@@ -693,6 +695,7 @@ class MainWindow(QMainWindow):
         for scan in list(self._scans):
             scan.cancel()
         self.saver.shutdown()
+        self.alt_text.shutdown()
         self.page.shutdown()
         cancel_all(5000)
 

@@ -1,0 +1,446 @@
+"""File ▸ "Write alt text into photos": captions into the photos' own metadata, and back.
+
+Two jobs, both off the GUI thread on the app's Worker base:
+
+* reading: when images are opened, each one without a caption file is read for an alt text
+  or description stored inside it (captioner.metadata.read_alt_text); one that has it shows
+  it as its current caption, as a caption file would be shown;
+* writing: the selected images' captions go into IPTC alt text, XMP description and EXIF
+  ImageDescription (captioner.metadata.write_alt_text: copy, write, verify, replace). A photo
+  that already holds other alt text is never changed without asking, with the same questions
+  as for caption files (overwrite all / keep / decide for each, keep being the default), except
+  for alt text this app wrote itself in this session.
+
+Everything hangs off the window through `install(window)`, so the window needs one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QObject, Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QDialogButtonBox, QFormLayout, QLabel, QProgressDialog, QVBoxLayout, QWidget
+
+from captioner.errors import CaptionerError, WriteError
+from captioner.metadata import (
+    ALT_TEXT,
+    SUPPORTED_TEXT,
+    ExistingText,
+    can_write_metadata,
+    read_alt_text,
+    write_alt_text,
+)
+from captioner.writers import Outcome
+from gui.dialogs.overwrite import Choice, FileOverwriteDialog, _ChoiceDialog
+from gui.models.items import ImageItem, Source
+from gui.workers import Worker
+
+ACTION_NAME = "write_alt_text"
+EMBEDDED = "embedded_alt_text"  # ImageItem.extras key: the ExistingText read from the photo
+WRITTEN = "alt_text_written"  # ImageItem.extras key: what this app wrote into the photo
+
+Log = Callable[[str, str], None]
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+
+class AltTextReadWorker(Worker):
+    """Read embedded alt text. item: list[(Path, ExistingText)] in chunks (only photos with one)."""
+
+    chunk = 50
+
+    def __init__(self, paths: list[Path]) -> None:
+        super().__init__("reading alt text")
+        self.paths = paths
+
+    def work(self) -> None:
+        found: list[tuple[Path, ExistingText]] = []
+        for n, path in enumerate(self.paths, 1):
+            if self.is_cancelled():
+                return
+            existing = read_alt_text(path) if can_write_metadata(path) else None
+            if existing is not None:
+                found.append((path, existing))
+            if len(found) >= self.chunk:
+                self.emit_item(found)
+                found = []
+            self.report(n, len(self.paths))
+        if found:
+            self.emit_item(found)
+
+
+@dataclass(frozen=True)
+class AltTextJob:
+    image: Path
+    text: str
+    overwrite: bool
+
+
+@dataclass(frozen=True)
+class AltTextOutcome:
+    job: AltTextJob
+    written: bool
+    error: str = ""  # why it was not written
+    warning: str = ""  # e.g. longer than most tools keep
+
+
+class AltTextWriteWorker(Worker):
+    """Write alt text into photos. item: AltTextOutcome per job; one failure never stops the rest."""
+
+    def __init__(self, jobs: list[AltTextJob]) -> None:
+        super().__init__("writing alt text")
+        self.jobs = jobs
+
+    def work(self) -> None:
+        self.report(0, len(self.jobs), force=True)
+        for done, job in enumerate(self.jobs, 1):
+            if self.is_cancelled():
+                return
+            self.emit_item(self.write(job))
+            self.report(done, len(self.jobs))
+
+    @staticmethod
+    def write(job: AltTextJob) -> AltTextOutcome:
+        warnings: list[str] = []
+        try:
+            outcome = write_alt_text(job.image, job.text, overwrite=job.overwrite, warnings=warnings)
+        except WriteError as exc:
+            return AltTextOutcome(job, False, exc.reason)
+        except CaptionerError as exc:
+            return AltTextOutcome(job, False, str(exc))
+        warning = warnings[0] if warnings else ""
+        if outcome is Outcome.SKIPPED_EXISTS:
+            return AltTextOutcome(job, False, "alt text appeared in the photo meanwhile; kept it", warning)
+        return AltTextOutcome(job, True, warning=warning)
+
+
+# --- the questions -----------------------------------------------------------------------------
+
+
+class AltTextBatchDialog(_ChoiceDialog):
+    """'3 of the photos already have alt text': overwrite all / keep all / decide for each."""
+
+    def __init__(self, parent: QWidget | None, conflicts: list[tuple[Path, ExistingText]]) -> None:
+        super().__init__(parent, "Photos already have alt text")
+        layout = QVBoxLayout(self)
+        count = len(conflicts)
+        layout.addWidget(QLabel(f"<b>{count} of the photos already have alt text or a description "
+                                f"inside.</b><br>Replace it with the new caption?"))
+        names = "\n".join(f"{p.name}: {e.text[:60]}" for p, e in conflicts[:8])
+        if count > 8:
+            names += f"\n… and {count - 8} more"
+        listing = QLabel(names)
+        listing.setStyleSheet("color: palette(mid); margin-left: 12px;")
+        layout.addWidget(listing)
+        self.add_choice("Overwrite all", Choice.OVERWRITE, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.add_choice("Keep existing", Choice.KEEP, QDialogButtonBox.ButtonRole.AcceptRole, default=True)
+        self.add_choice("Decide for each…", Choice.EACH, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.add_choice("Cancel", Choice.CANCEL, QDialogButtonBox.ButtonRole.RejectRole)
+        layout.addWidget(self.buttons)
+
+
+class AltTextFileDialog(FileOverwriteDialog):
+    """One photo: the alt text in it beside the new caption, as for a caption file."""
+
+    def __init__(self, parent: QWidget | None, image: Path, existing: ExistingText, new: str,
+                 remaining: int) -> None:
+        super().__init__(parent, image, existing.text, new, remaining)
+        self.setWindowTitle("Replace the photo's alt text?")
+        labels = [w for w in self.findChildren(QLabel) if w.parent() is self]
+        if labels:
+            labels[0].setText(f"<b>{image.name}</b> already has alt text inside "
+                              f"(its {existing.label}).")
+        form = self.findChild(QFormLayout)
+        if form is not None and form.rowCount() >= 2:
+            layout_item = form.itemAt(0, QFormLayout.ItemRole.LabelRole)
+            label = layout_item.widget() if layout_item is not None else None
+            if isinstance(label, QLabel):
+                label.setText("In the photo:")
+        self.remember.setText(f"Do the same for the other {remaining} photo(s) in this batch")
+        for button in self.buttons.buttons():
+            if button.text() == "Cancel saving":
+                button.setText("Cancel")
+
+
+class AltTextPolicy:
+    """The answer to "replace alt text already in photos?", asked at most once per batch (or
+    once per photo when the person chose to decide for each). `fixed` answers without asking."""
+
+    def __init__(self, parent: QWidget | None, fixed: Choice | None = None) -> None:
+        self.parent, self.mode = parent, fixed
+        self._asked = fixed is not None
+
+    def begin(self, conflicts: list[tuple[Path, ExistingText]]) -> bool:
+        if self._asked or len(conflicts) < 2:
+            return True
+        self._asked = True
+        choice = AltTextBatchDialog(self.parent, conflicts).ask()
+        if choice is Choice.CANCEL:
+            return False
+        self.mode = choice
+        return True
+
+    def decide(self, image: Path, existing: ExistingText, new: str, remaining: int) -> Choice:
+        if self.mode in (Choice.OVERWRITE, Choice.KEEP):
+            return self.mode
+        choice, remember = AltTextFileDialog(self.parent, image, existing, new, remaining).ask_remembering()
+        if remember and choice in (Choice.OVERWRITE, Choice.KEEP):
+            self.mode = choice
+        return choice
+
+
+# --- the controller ----------------------------------------------------------------------------
+
+
+@dataclass
+class AltTextRun:
+    total: int = 0
+    written: int = 0
+    kept: int = 0
+    failed: int = 0
+    skipped: int = 0  # no caption, or a format without alt text
+    cancelled: bool = False
+
+    def summary(self) -> str:
+        parts = [f"alt text written into {self.written} of {self.total} photo(s)"]
+        if self.kept:
+            parts.append(f"{self.kept} kept their own")
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped")
+        if self.failed:
+            parts.append(f"{self.failed} failed (see the log)")
+        return ("cancelled: " if self.cancelled else "") + ", ".join(parts)
+
+
+class AltTextController(QObject):
+    """Reads embedded alt text for opened images and writes captions into photos."""
+
+    finished = Signal(object)  # AltTextRun
+    embedded_read = Signal(int)  # how many opened photos showed their embedded alt text
+
+    def __init__(self, window: Any) -> None:
+        super().__init__(window)
+        self.window = window
+        self.model = window.page.model
+        self.log: Log = window.log
+        self._reader: AltTextReadWorker | None = None
+        self._pending_reads: list[Path] = []
+        self._writer: AltTextWriteWorker | None = None
+        self._run = AltTextRun()
+        self._progress: QProgressDialog | None = None
+        self.model.rowsInserted.connect(self._on_rows_inserted)
+
+    # --- showing alt text already in photos ---------------------------------------------------
+    def _on_rows_inserted(self, _parent: QModelIndex, first: int, last: int) -> None:
+        paths = [item.path for item in (self.model.item_at(r) for r in range(first, last + 1))
+                 if item.saved is None and not item.caption and can_write_metadata(item.path)]
+        if paths:
+            self._pending_reads.extend(paths)
+            self._next_read()
+
+    def _next_read(self) -> None:
+        if self._reader is not None or not self._pending_reads:
+            return
+        paths, self._pending_reads = self._pending_reads, []
+        reader = AltTextReadWorker(paths)
+        self._reader = reader
+        found: list[int] = []
+        reader.item.connect(lambda chunk: found.append(self._apply_embedded(chunk)))
+        reader.failed.connect(lambda text: self.log(text, "error"))
+        reader.finished.connect(lambda _c: self._on_read_finished(sum(found)))
+        reader.start()
+
+    def _apply_embedded(self, chunk: list[tuple[Path, ExistingText]]) -> int:
+        shown = 0
+        for path, existing in chunk:
+            item = self.model.item_for(path)
+            if item is None:
+                continue
+            item.extras[EMBEDDED] = existing
+            if item.saved is None and not item.caption and item.source is Source.NONE:
+                # shown like a caption file's text: current, not "unsaved"; editing it and saving
+                # writes a caption file; "Write alt text" puts an edit back into the photo
+                item.caption = item.saved = existing.text
+                item.source = Source.DISK
+                self.model.changed(item)
+                if item is self.window.page.current_item():
+                    self.window.page.refresh_current()
+                shown += 1
+        return shown
+
+    def _on_read_finished(self, shown: int) -> None:
+        self._reader = None
+        if shown:
+            self.log(f"{shown} photo(s) without a caption file show the alt text stored inside them", "info")
+        self.embedded_read.emit(shown)
+        self._next_read()
+
+    # --- writing ------------------------------------------------------------------------------
+    def is_busy(self) -> bool:
+        return self._writer is not None
+
+    def write_selected(self) -> int:
+        return self.write(self.window.page.selected_items())
+
+    def write(self, items: list[ImageItem], policy: AltTextPolicy | None = None) -> int:
+        """Plan (asking where a photo holds other alt text) and start the writes; returns how many."""
+        if self._writer is not None:
+            self.window.statusBar().showMessage("Alt text is being written; wait for it to finish", 5000)
+            return 0
+        policy = policy or AltTextPolicy(self.window)
+        run = AltTextRun(total=len(items))
+        jobs: list[AltTextJob] = []
+        conflicts: list[tuple[ImageItem, ExistingText]] = []
+        for item in items:
+            text = item.caption.strip()
+            if not text:
+                run.skipped += 1
+                self.log(f"{item.name}: no caption yet, so no alt text written", "warning")
+            elif not can_write_metadata(item.path):
+                run.skipped += 1
+                self.log(f"{item.name}: alt text can only be written into {SUPPORTED_TEXT} files", "warning")
+            else:
+                existing = read_alt_text(item.path)
+                if existing is None:
+                    jobs.append(AltTextJob(item.path, text, overwrite=False))
+                elif existing.text == text:
+                    jobs.append(AltTextJob(item.path, text, overwrite=True))  # same text: fills every field
+                elif item.extras.get(WRITTEN) == existing.text:
+                    jobs.append(AltTextJob(item.path, text, overwrite=True))  # our own earlier write
+                else:
+                    conflicts.append((item, existing))
+        if conflicts and not policy.begin([(i.path, e) for i, e in conflicts]):
+            self.log("writing alt text cancelled; no photo was changed", "info")
+            return 0
+        for n, (item, existing) in enumerate(conflicts):
+            choice = policy.decide(item.path, existing, item.caption.strip(), len(conflicts) - n - 1)
+            if choice is Choice.CANCEL:
+                self.log("writing alt text cancelled; no photo was changed", "info")
+                return 0
+            if choice is Choice.OVERWRITE:
+                jobs.append(AltTextJob(item.path, item.caption.strip(), overwrite=True))
+            else:
+                run.kept += 1
+                self.log(f"{item.name}: kept the alt text already in the photo ({existing.label}: "
+                         f"“{existing.text}”)", "info")
+        self._run = run
+        if not jobs:
+            self._report(run)
+            return 0
+        self._start(jobs)
+        return len(jobs)
+
+    def _start(self, jobs: list[AltTextJob]) -> None:
+        worker = AltTextWriteWorker(jobs)
+        self._writer = worker
+        self._progress = progress = QProgressDialog("Writing alt text into photos…", "Cancel", 0, len(jobs),
+                                                    self.window)
+        progress.setObjectName("altTextProgress")
+        progress.setWindowTitle("Write alt text")
+        progress.setWindowModality(Qt.WindowModality.NonModal)
+        progress.setMinimumDuration(400)
+        progress.setAutoClose(False)
+        progress.setAutoReset(False)
+        progress.canceled.connect(worker.cancel)
+        progress.setValue(0)
+        worker.progress.connect(self._on_progress)
+        worker.item.connect(self._on_outcome)
+        worker.failed.connect(lambda text: self.log(text, "error"))
+        worker.finished.connect(self._on_finished)
+        worker.start()
+
+    def _on_progress(self, done: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress.setMaximum(total)
+            self._progress.setValue(done)
+            self._progress.setLabelText(f"Writing alt text into photos… {done} / {total}")
+        self.window.statusBar().showMessage(f"Writing alt text {done} / {total}", 2000)
+
+    def _on_outcome(self, outcome: AltTextOutcome) -> None:
+        job = outcome.job
+        item = self.model.item_for(job.image)
+        if outcome.warning:
+            self.log(f"{job.image.name}: {outcome.warning}", "warning")
+        if outcome.written:
+            self._run.written += 1
+            if item is not None:
+                item.extras[WRITTEN] = job.text
+                item.extras[EMBEDDED] = ExistingText(job.text, ALT_TEXT)
+                if item.error.startswith("alt text not written"):
+                    item.error = ""
+                    self.model.changed(item)
+            return
+        if outcome.error.startswith("alt text appeared"):
+            self._run.kept += 1
+            self.log(f"{job.image.name}: {outcome.error}", "warning")
+            return
+        self._run.failed += 1
+        self.log(f"{job.image}: alt text not written: {outcome.error}", "error")
+        if item is not None:
+            item.error = f"alt text not written: {outcome.error}"
+            self.model.changed(item)
+
+    def _on_finished(self, cancelled: bool) -> None:
+        self._writer = None
+        if self._progress is not None:
+            self._progress.close()
+            self._progress.deleteLater()
+            self._progress = None
+        self._run.cancelled = cancelled
+        self._report(self._run)
+
+    def _report(self, run: AltTextRun) -> None:
+        text = run.summary()
+        self.log(text, "warning" if run.failed else "info")
+        self.window.statusBar().showMessage(text, 8000)
+        self.finished.emit(run)
+
+    def shutdown(self) -> None:
+        """Let a started write finish (each is atomic; the batch stops at the next photo)."""
+        for worker in (self._writer, self._reader):
+            if worker is not None:
+                worker.cancel()
+                worker.wait(10000)
+
+
+# --- wiring ------------------------------------------------------------------------------------
+
+
+def install(window: Any) -> AltTextController:
+    """Add File ▸ Write alt text into photos (after the exports) and the embedded-alt-text reader."""
+    from gui.actions import Spec, make_action
+
+    controller = AltTextController(window)
+    spec = Spec(ACTION_NAME, "Write alt &text into photos…", (),
+                "Write the selected captions into the photos as alt text (IPTC, XMP, EXIF)")
+    action = make_action(window, spec, controller.write_selected)
+    window.actions_by_name[ACTION_NAME] = action
+    _insert_after(window, window.actions_by_name.get("export_csv"), action)
+    model = window.page.model
+
+    def update_enabled(*_args: object) -> None:
+        action.setEnabled(model.rowCount() > 0)
+
+    for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset):
+        signal.connect(update_enabled)
+    update_enabled()
+    return controller
+
+
+def _insert_after(window: Any, anchor: QAction | None, action: QAction) -> None:
+    for menu_action in window.menuBar().actions():
+        menu = menu_action.menu()
+        if menu is None or anchor is None or anchor not in menu.actions():
+            continue
+        actions = menu.actions()
+        following = actions[actions.index(anchor) + 1] if actions.index(anchor) + 1 < len(actions) else None
+        menu.insertAction(following, action) if following is not None else menu.addAction(action)
+        return
+    menus = [a.menu() for a in window.menuBar().actions() if a.menu() is not None]
+    if menus:
+        menus[0].addAction(action)
