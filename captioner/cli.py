@@ -115,6 +115,8 @@ def load_captioner(args: argparse.Namespace) -> Captioner:
 class Progress:
     """`[n/N] rate img/s` on stderr, redrawn in place, only for batches worth watching."""
 
+    shown: Progress | None = None  # the bar on screen, if any: `message` clears it first
+
     def __init__(self, total: int, enabled: bool) -> None:
         self.total, self.enabled, self.start, self.done = total, enabled and total > 1, time.time(), 0
 
@@ -123,10 +125,23 @@ class Progress:
         if self.enabled:
             rate = self.done / max(time.time() - self.start, 1e-9)
             print(f"\r[{self.done}/{self.total}] {rate:.1f} img/s", end="", file=sys.stderr, flush=True)
+            Progress.shown = self
+
+    def clear(self) -> None:
+        print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
+        Progress.shown = None
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and self.done:
             print(file=sys.stderr)
+        Progress.shown = None
+
+
+def message(text: str) -> None:
+    """One line on stderr (an error, a warning), on a line of its own even under the bar."""
+    if Progress.shown is not None:
+        Progress.shown.clear()
+    print(text, file=sys.stderr)
 
 
 def run_caption(args: argparse.Namespace) -> int:
@@ -148,7 +163,7 @@ def run_caption(args: argparse.Namespace) -> int:
         progress.update()
         if isinstance(result, CaptionerError):
             failures.append((path, getattr(result, "reason", str(result))))
-            print(f"\rerror: {describe(result, path)}", file=sys.stderr)
+            message(f"error: {describe(result, path)}")
             continue
         records.append(emit(path, result, args.alternatives))
         if args.sidecar:
@@ -157,7 +172,7 @@ def run_caption(args: argparse.Namespace) -> int:
                 reason = (f"{target.name} already holds the caption of {claimed[target].name} "
                           "(same name, other extension); not written")
                 failures.append((path, reason))
-                print(f"\rerror: {shown(path)}: {reason}", file=sys.stderr)
+                message(f"error: {shown(path)}: {reason}")
                 continue
             claimed[target] = path
             write_one(partial(write_sidecar, path, result.text, args.overwrite), path, skipped, failures)
@@ -188,7 +203,7 @@ def write_one(write: Callable[[], Outcome], target: Path, skipped: list[Path],
             skipped.append(target)
     except CaptionerError as exc:
         failures.append((target, getattr(exc, "reason", str(exc))))
-        print(f"\rerror: {describe(exc, target)}", file=sys.stderr)
+        message(f"error: {describe(exc, target)}")
 
 
 class AltTextReport:
@@ -205,7 +220,7 @@ class AltTextReport:
             outcome = write_alt_text(path, text, overwrite, warnings)
         except CaptionerError as exc:
             failures.append((path, getattr(exc, "reason", str(exc))))
-            print(f"\rerror: {describe(exc, path)}", file=sys.stderr)
+            message(f"error: {describe(exc, path)}")
             return
         self.warnings += [(path, w) for w in warnings]
         if outcome is Outcome.SKIPPED_EXISTS:
