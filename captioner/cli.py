@@ -222,9 +222,19 @@ class AltTextReport:
             failures.append((path, getattr(exc, "reason", str(exc))))
             message(f"error: {describe(exc, path)}")
             return
+        except Exception as exc:  # the metadata library failing on one file must not end the batch
+            detail = " ".join(str(exc).split())[:160]
+            reason = f"alt text not written ({type(exc).__name__}: {detail})"
+            failures.append((path, reason))
+            message(f"error: {shown(path)}: {reason}")
+            return
         self.warnings += [(path, w) for w in warnings]
         if outcome is Outcome.SKIPPED_EXISTS:
-            self.kept.append((path, read_alt_text(path)))
+            try:
+                existing = read_alt_text(path)
+            except Exception:  # only shown to say what was kept
+                existing = None
+            self.kept.append((path, existing))
         else:
             self.written += 1
 

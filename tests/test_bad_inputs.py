@@ -132,6 +132,25 @@ def test_every_image_case_through_the_cli(tmp_path: Path, bundle_env: dict[str, 
     assert rows == {r["file"]: r["caption"] for r in records}
 
 
+def test_alt_text_writing_does_not_stop_the_batch(tmp_path: Path, bundle_env: dict[str, str]) -> None:
+    """--write-metadata over the corpus: files it cannot write into (GIF, BMP, odd names) are
+    reported one by one and the rest are captioned and written; nothing ends the batch."""
+    cases = [c for c in make_bad_corpus(tmp_path, videos=False) if c.kind == "image"]
+    vanish = os.pathsep.join(str(c.path) for c in cases if c.vanishes)
+    result = run(["caption", "-r", str(tmp_path / "images"), "--write-metadata", "--provider", "cpu",
+                  "--quiet"], env={**bundle_env, VANISH_ENV: vanish})
+    err = lines(result.stderr)
+    assert "Traceback" not in result.stderr.decode(), result.stderr.decode()[-3000:]
+    captioned, _, failed = summary_counts(cases, sidecar=False, overwrite=False)
+    assert len(lines(result.stdout)) == captioned
+    done, skipped, not_done = (int(w) for w in err[-1].split()[::2])
+    assert (done, skipped) == (captioned, 0) and not_done >= failed, err[-1]
+    for case in cases:
+        if case.expectation.outcome == FAILED:
+            assert len(error_lines(err, case.path)) == 1, case.name
+    assert result.returncode == 1
+
+
 def test_loaded_pixels_match_the_upright_reference(tmp_path: Path) -> None:
     """CMYK, 16-bit, palette, alpha, animation, pages, WebP, EXIF: each loads as it looks."""
     cases = [c for c in make_bad_corpus(tmp_path, videos=False) if c.upright is not None]
