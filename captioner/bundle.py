@@ -43,10 +43,18 @@ class Manifest:
     max_length: int
     variants: dict[str, Variant]
     default_variant: str = "fp32"
+    # provider -> variant where the measured best differs from default_variant (the CPU's),
+    # e.g. {"cuda": "fp32"}: int8 QDQ graphs gain nothing on a GPU.
+    provider_variants: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     training: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+
+    def variant_for(self, provider: str) -> str:
+        """The variant "auto" means on this provider ("cpu" or "cuda")."""
+        choice = self.provider_variants.get(provider, self.default_variant)
+        return choice if choice in self.variants else self.default_variant
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +73,7 @@ class Manifest:
             "variants": {v.name: {"encoder": v.encoder, "decoder": v.decoder}
                          for v in self.variants.values()},
             "default_variant": self.default_variant,
+            **({"provider_variants": dict(self.provider_variants)} if self.provider_variants else {}),
             "files": {name: {"sha256": digest} for name, digest in sorted(self.files.items())},
             "training": self.training,
             "scores": self.scores,
@@ -94,6 +103,7 @@ class Manifest:
                 max_length=int(dec["max_length"]),
                 variants=variants,
                 default_variant=data.get("default_variant", "fp32"),
+                provider_variants={str(k): str(v) for k, v in data.get("provider_variants", {}).items()},
                 files={n: f["sha256"] for n, f in data["files"].items()},
                 training=data.get("training", {}),
                 scores=data.get("scores", {}),
@@ -173,7 +183,10 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
 
 
 def write_manifest(root: Path, manifest: Manifest) -> None:
-    """Fill in the checksums of every graph and the vocabulary, then write manifest.json."""
+    """Fill in the checksums of every graph and the vocabulary, then write manifest.json
+    (through a temporary file, so a reader never sees half a manifest)."""
     names = {"vocab.json"} | {f for v in manifest.variants.values() for f in (v.encoder, v.decoder)}
     manifest.files = {n: sha256_file(root / n) for n in sorted(names)}
-    (root / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
+    partial = root / (MANIFEST + ".partial")
+    partial.write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
+    partial.replace(root / MANIFEST)

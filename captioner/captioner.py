@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,6 +16,9 @@ from captioner.errors import BundleError, CaptionerError
 from captioner.images import load_image, preprocess_batch
 from captioner.search import Hypothesis, SearchConfig, beam_search
 from captioner.session import choose_providers, make_session
+
+log = logging.getLogger(__name__)
+Encoded = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # features, keys, h0, c0
 
 
 @dataclass
@@ -35,21 +39,40 @@ class CaptionOptions:
 
 
 class Captioner:
-    """Loads a bundle once and captions PIL images, arrays or files, in batches."""
+    """Loads a bundle once and captions PIL images, arrays or files, in batches.
+
+    variant "auto" takes the bundle's measured choice for this provider (on the CPU usually
+    a quantized variant that keeps fp32's quality; see docs/performance.md); "fp32" forces
+    the full-precision graphs. If the chosen quantized graphs cannot run here, "auto" falls
+    back to fp32.
+    """
 
     def __init__(self, bundle: str | Path | Bundle, provider: str = "auto",
-                 variant: str = "auto", decoder_threads: int = 1) -> None:
+                 variant: str = "auto", decoder_threads: int = 1, encoder_threads: int = 0,
+                 pipeline: bool = True) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         manifest = self.bundle.manifest
-        self.variant = manifest.default_variant if variant == "auto" else variant
+        providers = choose_providers(provider)
+        self.provider = "cuda" if providers[0].startswith("CUDA") else "cpu"
+        self.variant = manifest.variant_for(self.provider) if variant == "auto" else variant
         if self.variant not in manifest.variants:
             raise BundleError(f"bundle {manifest.name} has no {self.variant!r} variant "
                               f"(it has {', '.join(manifest.variants)})")
-        providers = choose_providers(provider)
-        self.provider = "cuda" if providers[0].startswith("CUDA") else "cpu"
-        encoder_path, decoder_path = self.bundle.graph_paths(self.variant)
-        self.encoder = make_session(encoder_path, providers)
-        self.decoder = make_session(decoder_path, providers, threads=decoder_threads)
+        self.pipeline = pipeline  # encode the next batch of files while this one decodes
+        threads = (encoder_threads, decoder_threads)
+        try:
+            self._open(self.variant, providers, threads)
+        except BundleError as exc:
+            if variant != "auto" or self.variant == "fp32" or "fp32" not in manifest.variants:
+                raise
+            log.warning("variant %s cannot run here (%s); using fp32", self.variant, exc)
+            self.variant = "fp32"
+            self._open(self.variant, providers, threads)
+
+    def _open(self, variant: str, providers: list[str], threads: tuple[int, int]) -> None:
+        encoder_path, decoder_path = self.bundle.graph_paths(variant)
+        self.encoder = make_session(encoder_path, providers, threads=threads[0])
+        self.decoder = make_session(decoder_path, providers, threads=threads[1])
         self._check_graphs()
 
     @property
@@ -73,10 +96,11 @@ class Captioner:
                               f"manifest says {manifest.input_spec.size}")
 
     def _step(self, token: np.ndarray, h: np.ndarray, c: np.ndarray,
-              feats: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, ...]:
-        out = self.decoder.run(None, {"token": token.astype(np.int64), "h": h, "c": c,
+              feats: np.ndarray, keys: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        out = self.decoder.run(None, {"token": token.astype(np.int64, copy=False), "h": h, "c": c,
                                       "features": feats, "keys": keys})
-        return tuple(out)  # type: ignore[return-value]
+        return out[0], out[1], out[2], out[3]
 
     def search_config(self, options: CaptionOptions) -> SearchConfig:
         vocab = self.bundle.vocab
@@ -88,17 +112,24 @@ class Captioner:
             banned=(vocab.pad_id, vocab.start_id, vocab.unk_id),
         )
 
+    def encode(self, batch: np.ndarray) -> Encoded:
+        """Preprocessed (N,3,S,S) batch -> features, attention keys, h0, c0."""
+        out = self.encoder.run(None, {"image": batch.astype(np.float32, copy=False)})
+        return out[0], out[1], out[2], out[3]
+
+    def decode(self, encoded: Encoded, options: CaptionOptions | None = None) -> list[CaptionResult]:
+        """Beam search over encoder outputs: one result per image."""
+        vocab = self.bundle.vocab
+        nbest = beam_search(self._step, *encoded, vocab.start_id, vocab.end_id,
+                            self.search_config(options or CaptionOptions()))
+        return [self._result(hyps) for hyps in nbest]
+
     def caption_arrays(self, batch: np.ndarray, options: CaptionOptions | None = None
                        ) -> list[CaptionResult]:
         """Preprocessed (N,3,S,S) float32 batch -> one result per image."""
-        options = options or CaptionOptions()
         if len(batch) == 0:
             return []
-        feats, keys, h0, c0 = self.encoder.run(None, {"image": batch.astype(np.float32)})
-        vocab = self.bundle.vocab
-        nbest = beam_search(self._step, feats, keys, h0, c0, vocab.start_id, vocab.end_id,
-                            self.search_config(options))
-        return [self._result(hyps) for hyps in nbest]
+        return self.decode(self.encode(batch), options)
 
     def _result(self, hyps: list[Hypothesis]) -> CaptionResult:
         vocab, (gh, gw) = self.bundle.vocab, self.bundle.manifest.grid
@@ -117,20 +148,28 @@ class Captioner:
     def caption_files(
         self, paths: Iterable[Path], options: CaptionOptions | None = None, batch_size: int = 16,
     ) -> Iterator[tuple[Path, CaptionResult | CaptionerError]]:
-        """Caption files in batches, loading the next batch while the current one runs.
+        """Caption files in batches; the next batch is loaded (and, with `pipeline`, encoded)
+        on a second thread while the current one is decoded.
 
         Yields (path, result) or (path, error) in input order; a bad file never stops the rest.
         """
         paths = list(paths)
         batches = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending: Future | None = pool.submit(self._load_batch, batches[0]) if batches else None
+            pending: Future | None = pool.submit(self._prepare, batches[0]) if batches else None
             for index in range(len(batches)):
                 assert pending is not None
-                loaded = pending.result()
-                pending = (pool.submit(self._load_batch, batches[index + 1])
+                loaded, encoded = pending.result()
+                pending = (pool.submit(self._prepare, batches[index + 1])
                            if index + 1 < len(batches) else None)
-                yield from self._caption_loaded(loaded, options)
+                yield from self._caption_loaded(loaded, encoded, options)
+
+    def _prepare(self, paths: list[Path]) -> tuple[list[tuple[Path, np.ndarray | CaptionerError]],
+                                                  Encoded | None]:
+        loaded = self._load_batch(paths)
+        arrays = [x for _, x in loaded if isinstance(x, np.ndarray)]
+        encoded = self.encode(np.stack(arrays)) if self.pipeline and arrays else None
+        return loaded, encoded
 
     def _load_batch(self, paths: list[Path]) -> list[tuple[Path, np.ndarray | CaptionerError]]:
         spec = self.bundle.manifest.input_spec
@@ -144,9 +183,14 @@ class Captioner:
         return loaded
 
     def _caption_loaded(self, loaded: list[tuple[Path, np.ndarray | CaptionerError]],
-                        options: CaptionOptions | None
+                        encoded: Encoded | None, options: CaptionOptions | None
                         ) -> Iterator[tuple[Path, CaptionResult | CaptionerError]]:
         arrays = [x for _, x in loaded if isinstance(x, np.ndarray)]
-        results = iter(self.caption_arrays(np.stack(arrays), options) if arrays else [])
+        if not arrays:
+            results: Iterator[CaptionResult] = iter([])
+        elif encoded is not None:
+            results = iter(self.decode(encoded, options))
+        else:
+            results = iter(self.caption_arrays(np.stack(arrays), options))
         for path, item in loaded:
             yield (path, next(results)) if isinstance(item, np.ndarray) else (path, item)

@@ -53,7 +53,7 @@ def blocked_next_tokens(seq: Sequence[int], n: int) -> set[int]:
 
 def has_repeated_phrase(words: Sequence[str], n: int = 3) -> bool:
     """True when a word repeats at once or an n-gram occurs twice (what the search blocks)."""
-    if any(a == b for a, b in zip(words, words[1:])):
+    if any(a == b for a, b in zip(words, words[1:], strict=False)):
         return True
     grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
     return len(grams) != len(set(grams))
@@ -63,74 +63,111 @@ def _normalised(logprob: float, length: int, penalty: float) -> float:
     return logprob / (max(length, 1) ** penalty)
 
 
+def blocked_mask_rows(seqs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, tokens) that `blocked_next_tokens` would block, for every row of seqs (R, L) at once."""
+    rows_n, length = seqs.shape
+    if n <= 0 or length == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    rows = [np.arange(rows_n)]
+    tokens = [seqs[:, -1]]
+    if length >= n:  # windows i = 0 .. L-n whose first n-1 words equal the last n-1 words
+        match = np.ones((rows_n, length - n + 1), dtype=bool)
+        for j in range(n - 1):
+            match &= seqs[:, j:length - n + 1 + j] == seqs[:, length - n + 1 + j:length - n + 2 + j]
+        r, i = np.nonzero(match)
+        rows.append(r)
+        tokens.append(seqs[r, i + n - 1])
+    return np.concatenate(rows), np.concatenate(tokens)
+
+
 def beam_search(
     step: StepFn, feats: np.ndarray, keys: np.ndarray, h0: np.ndarray, c0: np.ndarray,
     start_id: int, end_id: int, cfg: SearchConfig,
 ) -> list[list[Hypothesis]]:
-    """Return, for each of the B images, up to n_best hypotheses, best first."""
+    """Return, for each of the B images, up to n_best hypotheses, best first.
+
+    Only images still searching go through the step: once an image has its k finished
+    hypotheses (or no live beam), its rows leave the batch, so the batch shrinks as it goes.
+    """
     b, k = feats.shape[0], max(1, cfg.beam_size)
-    rows = np.repeat(np.arange(b), k)
+    finished: list[list[Hypothesis]] = [[] for _ in range(b)]
+    if b == 0:
+        return []
+    active = np.arange(b)  # original index of each image still searching
+    rows = np.repeat(active, k)
     feats_k, keys_k, h, c = feats[rows], keys[rows], h0[rows], c0[rows]
     n_positions = feats.shape[1]
     beam_scores = np.full((b, k), NEG_INF, dtype=np.float64)
     beam_scores[:, 0] = 0.0  # one live beam per image at the start: no duplicates
-    seqs: list[list[int]] = [[] for _ in range(b * k)]
+    seqs = np.zeros((b * k, 0), dtype=np.int64)
     alpha_hist = np.zeros((b * k, 0, n_positions), dtype=np.float32)
     tokens = np.full(b * k, start_id, dtype=np.int64)
-    finished: list[list[Hypothesis]] = [[] for _ in range(b)]
-    done = np.zeros(b, dtype=bool)
     banned = np.asarray(list(cfg.banned), dtype=np.int64)
+    n_cand = 2 * k
 
     for t in range(cfg.max_length):
         logp, h, c, alpha = step(tokens, h, c, feats_k, keys_k)
         logp = logp.astype(np.float64)
+        vocab = logp.shape[1]
         if banned.size:
             logp[:, banned] = NEG_INF
-        for r, seq in enumerate(seqs):
-            blocked = blocked_next_tokens(seq, cfg.block_ngram)
-            if blocked:
-                logp[r, list(blocked)] = NEG_INF
+        blocked_rows, blocked_tokens = blocked_mask_rows(seqs, cfg.block_ngram)
+        logp[blocked_rows, blocked_tokens] = NEG_INF
         if t == cfg.max_length - 1:  # the last step may only end the caption
             keep = logp[:, end_id].copy()
             logp[:] = NEG_INF
             logp[:, end_id] = keep
-        total = beam_scores.reshape(-1, 1) + logp  # (B*K, V)
-        vocab = total.shape[1]
-        total = total.reshape(b, k * vocab)
-        top = np.argsort(-total, axis=1)[:, : 2 * k]
-        parents = np.zeros(b * k, dtype=np.int64)
-        next_tokens = np.full(b * k, end_id, dtype=np.int64)
-        next_scores = np.full((b, k), NEG_INF, dtype=np.float64)
-        for i in range(b):
-            if done[i]:
-                parents[i * k:(i + 1) * k] = i * k
-                continue
-            live = 0
-            for flat in top[i]:
-                score = total[i, flat]
-                if score <= NEG_INF / 2:
-                    break
-                parent, token = i * k + flat // vocab, int(flat % vocab)
-                if token == end_id:
-                    seq = seqs[parent]
-                    hist = np.concatenate([alpha_hist[parent], alpha[parent][None]])
-                    finished[i].append(Hypothesis(
-                        list(seq), float(score), _normalised(score, len(seq) + 1, cfg.length_penalty),
-                        hist[: len(seq)],
-                    ))
-                    continue
-                slot = i * k + live
-                parents[slot], next_tokens[slot], next_scores[i, live] = parent, token, score
-                live += 1
-                if live == k:
-                    break
-            if len(finished[i]) >= k or live == 0:
-                done[i] = True
-        if done.all():
+        n_img = len(active)
+        total = (beam_scores.reshape(-1, 1) + logp).reshape(n_img, k * vocab)
+        if n_cand < total.shape[1]:
+            top = np.argpartition(-total, n_cand - 1, axis=1)[:, :n_cand]
+        else:
+            top = np.broadcast_to(np.arange(total.shape[1]), (n_img, total.shape[1]))
+        top_scores = np.take_along_axis(total, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        top_scores = np.take_along_axis(top_scores, order, axis=1)
+        cand_parent = top // vocab + (np.arange(n_img) * k)[:, None]  # row in this batch
+        cand_token = top % vocab
+        valid = top_scores > NEG_INF / 2
+        is_end = cand_token == end_id
+        live_cand = valid & ~is_end
+        live_rank = np.cumsum(live_cand, axis=1)  # 1-based rank of each live candidate
+        # candidates after the k-th live one are never looked at (as in a sequential scan)
+        seen = (live_rank - live_cand) < k
+        ends = valid & is_end & seen
+        for i, j in zip(*np.nonzero(ends), strict=True):
+            parent, score = int(cand_parent[i, j]), float(top_scores[i, j])
+            finished[int(active[i])].append(Hypothesis(
+                seqs[parent].tolist(), score, _normalised(score, t + 1, cfg.length_penalty),
+                alpha_hist[parent].copy(),
+            ))
+        taken = live_cand & (live_rank <= k)
+        n_live = taken.sum(axis=1)
+        n_done = np.array([len(finished[int(i)]) for i in active])
+        still = (n_done < k) & (n_live > 0)
+        if not still.any():
             break
-        seqs = [seqs[p] + [int(tok)] for p, tok in zip(parents, next_tokens)]
+        # next beams: live candidates in order, slots left empty point at the image's first row
+        slot_parent = np.repeat((np.arange(n_img) * k)[:, None], k, axis=1)
+        slot_token = np.full((n_img, k), end_id, dtype=np.int64)
+        slot_score = np.full((n_img, k), NEG_INF, dtype=np.float64)
+        ii, jj = np.nonzero(taken)
+        slot = live_rank[ii, jj] - 1
+        slot_parent[ii, slot] = cand_parent[ii, jj]
+        slot_token[ii, slot] = cand_token[ii, jj]
+        slot_score[ii, slot] = top_scores[ii, jj]
+        keep_img = np.nonzero(still)[0]
+        parents = slot_parent[keep_img].reshape(-1)
+        seqs = np.concatenate([seqs[parents], slot_token[keep_img].reshape(-1, 1)], axis=1)
         alpha_hist = np.concatenate([alpha_hist[parents], alpha[parents][:, None]], axis=1)
-        h, c, tokens, beam_scores = h[parents], c[parents], next_tokens, next_scores
+        h, c = h[parents], c[parents]
+        tokens, beam_scores = slot_token[keep_img].reshape(-1), slot_score[keep_img]
+        if len(keep_img) < n_img:  # an image finished: its rows leave the batch
+            active = active[keep_img]
+            rows = np.repeat(active, k)
+            feats_k, keys_k = feats[rows], keys[rows]
 
     results = []
     for i in range(b):

@@ -33,14 +33,18 @@ def choose_providers(preference: str = "auto") -> list[str]:
     return chosen
 
 
-def make_session(path: Path, providers: list[str], threads: int = 0) -> ort.InferenceSession:
-    """An inference session with spinning off: waiting threads sleep instead of burning a core
-    (measured faster for per-step graphs, and polite beside torch or a GUI)."""
+def make_session(path: Path, providers: list[str], threads: int = 0,
+                 spinning: bool = False) -> ort.InferenceSession:
+    """An inference session; `threads` 0 means one per core.
+
+    Spinning is off by default: waiting threads sleep instead of burning a core (measured
+    faster for per-step graphs, and polite beside torch, a GUI or a loader thread).
+    """
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
     opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     opts.log_severity_level = 3
     try:
