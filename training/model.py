@@ -143,8 +143,8 @@ def sample_decode(
     for _ in range(max_length):
         logits, h, c, _ = model.step(token, h, c, feats, keys)
         logp = torch.log_softmax(logits.float(), dim=1)
-        if banned:
-            logp[:, banned] = -1e9
+        if banned:  # out of place: autograd still needs the log-softmax output
+            logp = logp.index_fill(1, torch.tensor(banned), -1e9)
         token = torch.multinomial(logp.exp(), 1).squeeze(1)
         token = torch.where(done, torch.zeros_like(token), token)
         logprob = logprob + torch.where(done, 0.0, logp.gather(1, token[:, None]).squeeze(1))
