@@ -1,3 +1,5 @@
-from captioner.cli import main
 import sys
+
+from captioner.cli import main
+
 sys.exit(main())

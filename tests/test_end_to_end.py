@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from captioner.captioner import CaptionOptions, Captioner
 from captioner.bundle import load_bundle
+from captioner.captioner import Captioner, CaptionOptions
 from tests.synthetic import COLOURS, SHAPES, make_shapes_folder
 
 

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from captioner.search import (
-    SearchConfig, beam_search, blocked_next_tokens, has_repeated_phrase,
+    SearchConfig,
+    beam_search,
+    blocked_next_tokens,
+    has_repeated_phrase,
 )
 
 V, START, END, UNK = 7, 1, 2, 3

@@ -82,6 +82,7 @@ def test_teacher_forcing_decodes_only_active_rows() -> None:
 
 def test_token_batches_cover_every_caption_once(tmp_path: Path) -> None:
     import numpy as np
+
     from captioner.vocab import Vocabulary
     pairs = make_shapes_folder(tmp_path, per_class=2, sidecars=True)
     split = sidecar_splits(tmp_path)["train"]

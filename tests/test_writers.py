@@ -7,7 +7,13 @@ import json
 from pathlib import Path
 
 from captioner.writers import (
-    CaptionRecord, Outcome, atomic_write_text, read_sidecar, write_csv, write_json, write_sidecar,
+    CaptionRecord,
+    Outcome,
+    atomic_write_text,
+    read_sidecar,
+    write_csv,
+    write_json,
+    write_sidecar,
 )
 
 

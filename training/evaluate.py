@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from captioner.bundle import load_bundle, write_manifest
-from captioner.captioner import CaptionOptions, Captioner
+from captioner.captioner import Captioner, CaptionOptions
 from captioner.errors import CaptionerError
 from captioner.images import load_image
 from training.data import CaptionSet, load_splits

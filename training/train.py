@@ -34,7 +34,11 @@ from training.data import CaptionSet, TokenBatches, download_flickr8k, load_spli
 from training.encoders import available_encoders, get_encoder
 from training.features import cached_features
 from training.model import (
-    CaptionDecoder, DecoderConfig, attention_regulariser, greedy_decode, packed_targets,
+    CaptionDecoder,
+    DecoderConfig,
+    attention_regulariser,
+    greedy_decode,
+    packed_targets,
     sample_decode,
 )
 
