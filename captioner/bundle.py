@@ -166,10 +166,11 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
                 "(the file is damaged or was replaced)"
             )
     try:
-        vocab = Vocabulary.load(root / "vocab.json")
-        if not all(isinstance(word, str) for word in vocab.words):
-            raise ValueError("every entry must be a word (a string)")
-    except (ValueError, TypeError, OSError) as exc:
+        words = json.loads((root / "vocab.json").read_text(encoding="utf-8"))
+        if not isinstance(words, list) or not all(isinstance(word, str) for word in words):
+            raise ValueError("it must be a list of words")
+        vocab = Vocabulary(words)
+    except (ValueError, OSError) as exc:
         raise BundleError(f"model bundle {root.name}: vocab.json is invalid: {exc}") from None
     if len(vocab) != manifest.vocab_size:
         raise BundleError(
