@@ -108,8 +108,7 @@ def beam_search(
 
     for t in range(cfg.max_length):
         logp, h, c, alpha = step(tokens, h, c, feats_k, keys_k)
-        logp = logp.astype(np.float64)
-        vocab = logp.shape[1]
+        logp = np.array(logp, dtype=np.float32)  # a copy to mask; scores add up in float64
         if banned.size:
             logp[:, banned] = NEG_INF
         blocked_rows, blocked_tokens = blocked_mask_rows(seqs, cfg.block_ngram)
@@ -119,17 +118,7 @@ def beam_search(
             logp[:] = NEG_INF
             logp[:, end_id] = keep
         n_img = len(active)
-        total = (beam_scores.reshape(-1, 1) + logp).reshape(n_img, k * vocab)
-        if n_cand < total.shape[1]:
-            top = np.argpartition(-total, n_cand - 1, axis=1)[:, :n_cand]
-        else:
-            top = np.broadcast_to(np.arange(total.shape[1]), (n_img, total.shape[1]))
-        top_scores = np.take_along_axis(total, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        top_scores = np.take_along_axis(top_scores, order, axis=1)
-        cand_parent = top // vocab + (np.arange(n_img) * k)[:, None]  # row in this batch
-        cand_token = top % vocab
+        top_scores, cand_parent, cand_token = _best_candidates(logp, beam_scores, n_cand)
         valid = top_scores > NEG_INF / 2
         is_end = cand_token == end_id
         live_cand = valid & ~is_end
@@ -174,6 +163,37 @@ def beam_search(
         hyps = sorted(finished[i], key=lambda hyp: -hyp.score)
         results.append(_unique(hyps)[: cfg.n_best])
     return results
+
+
+def _best_candidates(logp: np.ndarray, beam_scores: np.ndarray, n_cand: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The n_cand best (beam, word) extensions of each image, best first.
+
+    logp: (n_img*k, V) masked log-probs; beam_scores: (n_img, k). A global top-n_cand entry
+    is within its own row's top n_cand, so each row is cut to that first (the expensive
+    part, on float32 rows) and only k*n_cand sums per image are sorted.
+    Returns scores (n_img, n_cand) float64, parent rows and tokens (n_img, n_cand).
+    """
+    rows, vocab = logp.shape
+    n_img, k = beam_scores.shape
+    m = min(n_cand, vocab)
+    if m < vocab and m <= 16:  # m passes of argmax: ~20x faster than argpartition here
+        work, r = logp.copy(), np.arange(rows)
+        row_top = np.empty((rows, m), dtype=np.int64)
+        for j in range(m):
+            row_top[:, j] = best = work.argmax(axis=1)
+            work[r, best] = -np.inf
+    elif m < vocab:
+        row_top = np.argpartition(logp, vocab - m, axis=1)[:, vocab - m:]
+    else:
+        row_top = np.broadcast_to(np.arange(vocab), (rows, vocab))
+    cand = np.take_along_axis(logp, row_top, axis=1).astype(np.float64)
+    total = (beam_scores.reshape(-1, 1) + cand).reshape(n_img, k * m)
+    flat = (np.arange(k)[:, None] * vocab + row_top.reshape(n_img, k, m)).reshape(n_img, k * m)
+    order = np.lexsort((flat, -total), axis=1)[:, :n_cand]  # by score, ties by (beam, word)
+    flat = np.take_along_axis(flat, order, axis=1)
+    parents = flat // vocab + (np.arange(n_img) * k)[:, None]  # rows of this batch
+    return np.take_along_axis(total, order, axis=1), parents, flat % vocab
 
 
 def _unique(hyps: list[Hypothesis]) -> list[Hypothesis]:
