@@ -183,24 +183,30 @@ def table(rows: list[Row], ref: Row) -> str:
 def sweep(bundle_dir: Path, variant: str, provider: str, paths: list[Path], threads: int,
           repeats: int) -> list[dict[str, Any]]:
     """End-to-end beam-3 images/s of one variant under different session options."""
-    out = []
-    for dec_threads in (1, threads):
-        for spinning in (False, True):
-            for pipeline in (True, False):
-                cap = Captioner(bundle_dir, provider=provider, variant=variant,
-                                encoder_threads=threads, decoder_threads=dec_threads, pipeline=pipeline)
-                if spinning:  # same graph, decoder session with spinning threads
-                    from captioner.session import make_session
+    from captioner.session import make_session
 
-                    cap.decoder = make_session(cap.bundle.graph_paths(variant)[1],
-                                               choose_providers(provider), dec_threads, spinning=True)
-                ips = e2e(cap, paths, 3, repeats)
-                entry = {"decoder_threads": dec_threads, "spinning": spinning, "pipeline": pipeline,
-                         "e2e_beam3_ips": round(ips, 1)}
-                print("  sweep " + json.dumps(entry), flush=True)
-                out.append(entry)
-        if threads == 1:
-            break
+    configs = [  # (encoder threads, decoder threads, decoder spinning, pipelined encoding)
+        (threads, 1, False, True),  # the defaults
+        (threads, 1, False, False),
+        (threads, threads, False, True),
+        (threads, 1, True, True),
+        (threads, threads, True, True),
+        (threads, threads, True, False),
+    ]
+    if threads > 1:
+        configs.append((threads - 1, 1, False, True))
+    out = []
+    for enc_threads, dec_threads, spinning, pipeline in configs:
+        cap = Captioner(bundle_dir, provider=provider, variant=variant, encoder_threads=enc_threads,
+                        decoder_threads=dec_threads, pipeline=pipeline)
+        if spinning:  # same graph, a decoder session whose threads spin while waiting
+            cap.decoder = make_session(cap.bundle.graph_paths(variant)[1], choose_providers(provider),
+                                       dec_threads, spinning=True)
+        entry = {"encoder_threads": enc_threads, "decoder_threads": dec_threads,
+                 "spinning": spinning, "pipeline": pipeline,
+                 "e2e_beam3_ips": round(e2e(cap, paths, 3, repeats), 1)}
+        print("  sweep " + json.dumps(entry), flush=True)
+        out.append(entry)
     return out
 
 
@@ -223,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-eager", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sweep", action="store_true", help="also sweep session options")
+    parser.add_argument("--sweep-variant", help="variant to sweep (default: what 'auto' picks)")
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args(argv)
 
@@ -267,7 +274,8 @@ def main(argv: list[str] | None = None) -> None:
         for variant in args.variants or list(bundle.manifest.variants):
             cap = Captioner(bundle, provider=args.provider, variant=variant, encoder_threads=args.threads)
             rows.append(measure(f"ort-{variant}", cap, photos, paths, split, args))
-        sweep_rows = (sweep(bundle_dir, auto, args.provider, paths, args.threads, args.repeats)
+        swept = args.sweep_variant or auto
+        sweep_rows = (sweep(bundle_dir, swept, args.provider, paths, args.threads, args.repeats)
                       if args.sweep else [])
     ref = rows[0]
     print()
@@ -277,6 +285,15 @@ def main(argv: list[str] | None = None) -> None:
           f"quality on {info['quality_images']} test images at beam 3")
     print()
     print(table(rows, ref))
+    if sweep_rows:
+        print()
+        print(f"Session options, ort-{args.sweep_variant or auto}, end-to-end beam-3 images/s:")
+        print()
+        print("| encoder threads | decoder threads | decoder spinning | pipelined encoding | img/s |")
+        print("|---|---|---|---|---|")
+        for e in sweep_rows:
+            print(f"| {e['encoder_threads']} | {e['decoder_threads']} | {'on' if e['spinning'] else 'off'} | "
+                  f"{'on' if e['pipeline'] else 'off'} | {e['e2e_beam3_ips']} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": info, "provider": provider, "auto": auto,
