@@ -14,7 +14,7 @@ from PIL import Image
 from captioner.bundle import Bundle, load_bundle
 from captioner.errors import BundleError, CaptionerError
 from captioner.images import load_image, preprocess_batch
-from captioner.search import Hypothesis, SearchConfig, beam_search
+from captioner.search import FUNCTION_WORDS, Hypothesis, SearchConfig, beam_search
 from captioner.session import choose_providers, make_session
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ class Captioner:
             n_best=max(options.n_best, 1),
             block_ngram=3 if options.block_repeats else 0,
             banned=(vocab.pad_id, vocab.start_id, vocab.unk_id),
+            function_words=frozenset(vocab.index[w] for w in FUNCTION_WORDS if w in vocab.index),
         )
 
     def encode(self, batch: np.ndarray) -> Encoded:

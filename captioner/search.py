@@ -28,6 +28,15 @@ class SearchConfig:
     length_penalty: float = 0.7  # score = logprob / len ** length_penalty
     block_ngram: int = 3  # no n-gram of this size twice; 0 turns the blocking off
     banned: Sequence[int] = ()  # token ids never produced (<pad>, <start>, <unk>)
+    # with blocking on, a word pair may not come twice unless both are function words
+    # ("in a ... in a" is English; "a bicycle on a bicycle" is not); empty: rule off
+    function_words: frozenset[int] = frozenset()
+
+
+FUNCTION_WORDS = frozenset(
+    "a an the in on of and with at to is are his her its their for by while from into near "
+    "up down out over under through as one two three some other each another".split()
+)
 
 
 @dataclass
@@ -52,11 +61,27 @@ def blocked_next_tokens(seq: Sequence[int], n: int) -> set[int]:
 
 
 def has_repeated_phrase(words: Sequence[str], n: int = 3) -> bool:
-    """True when a word repeats at once or an n-gram occurs twice (what the search blocks)."""
+    """True when a word repeats at once, an n-gram occurs twice, or a word pair with a
+    content word in it occurs twice: what the search blocks."""
     if any(a == b for a, b in zip(words, words[1:], strict=False)):
         return True
     grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-    return len(grams) != len(set(grams))
+    pairs = [p for p in zip(words, words[1:], strict=False)
+             if not (p[0] in FUNCTION_WORDS and p[1] in FUNCTION_WORDS)]
+    return len(grams) != len(set(grams)) or len(pairs) != len(set(pairs))
+
+
+def repeated_pair_blocks(seqs: np.ndarray, function_ids: frozenset[int]
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, tokens) that would repeat a word pair holding a content word, for all rows."""
+    if not function_ids or seqs.shape[1] < 2:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    r, i = np.nonzero(seqs[:, :-1] == seqs[:, -1:])
+    follow = seqs[r, i + 1]
+    funcs = np.fromiter(function_ids, dtype=np.int64)
+    both_function = np.isin(seqs[r, -1], funcs) & np.isin(follow, funcs)
+    return r[~both_function], follow[~both_function]
 
 
 def _normalised(logprob: float, length: int, penalty: float) -> float:
@@ -113,6 +138,9 @@ def beam_search(
             logp[:, banned] = NEG_INF
         blocked_rows, blocked_tokens = blocked_mask_rows(seqs, cfg.block_ngram)
         logp[blocked_rows, blocked_tokens] = NEG_INF
+        if cfg.block_ngram > 0:
+            pair_rows, pair_tokens = repeated_pair_blocks(seqs, cfg.function_words)
+            logp[pair_rows, pair_tokens] = NEG_INF
         if t == cfg.max_length - 1:  # the last step may only end the caption
             keep = logp[:, end_id].copy()
             logp[:] = NEG_INF

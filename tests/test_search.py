@@ -118,13 +118,15 @@ def _repeat_loving_step(token, h, c, feats, keys):
 
 
 def test_unknown_words_and_repeats_are_blocked() -> None:
-    cfg = SearchConfig(beam_size=3, max_length=12, block_ngram=3, banned=BANNED)
+    cfg = SearchConfig(beam_size=3, max_length=12, block_ngram=3, banned=BANNED,
+                       function_words=frozenset(WORDS))
     zeros = np.zeros((1, N_POS, 2), dtype=np.float32)
     h0 = np.zeros((1, 3), dtype=np.float32)
     (hyps,) = beam_search(_repeat_loving_step, zeros, zeros, h0, h0, START, END, cfg)
+    names = {4: "a", 5: "the", 6: "in"}  # function words: only the n-gram rule applies
     for h in hyps:
         assert UNK not in h.tokens
-        assert not has_repeated_phrase([str(t) for t in h.tokens])
+        assert not has_repeated_phrase([names[t] for t in h.tokens])
 
 
 def test_blocked_next_tokens() -> None:
@@ -138,3 +140,31 @@ def test_has_repeated_phrase() -> None:
     assert has_repeated_phrase("a dog sitting on a table on a table".split())
     assert has_repeated_phrase("a a dog".split())
     assert not has_repeated_phrase("a man in a red shirt stands in a field".split())
+
+
+def test_content_word_pairs_may_not_repeat() -> None:
+    assert has_repeated_phrase("a man riding a bicycle on a bicycle".split())
+    assert not has_repeated_phrase("a dog in a field jumps in a pond".split())
+
+
+def _bicycle_loving_step(token, h, c, feats, keys):
+    """Word 4 = 'a' (function), 5 = 'bicycle', 6 = 'on' (function): prefers 'a bicycle on a
+    bicycle ...' over ending."""
+    logp = np.full((len(token), V), -30.0, dtype=np.float32)
+    last = token.astype(np.int64)
+    nxt = np.where(last == 4, 5, np.where(last == 5, 6, 4))
+    logp[np.arange(len(token)), nxt] = -0.05
+    logp[:, END] = -3.0
+    return logp, h, c, np.full((len(token), N_POS), 0.25, dtype=np.float32)
+
+
+def test_search_blocks_a_repeated_content_pair() -> None:
+    zeros = np.zeros((1, N_POS, 2), dtype=np.float32)
+    h0 = np.zeros((1, 3), dtype=np.float32)
+    names = {4: "a", 5: "bicycle", 6: "on"}
+    cfg = SearchConfig(beam_size=1, max_length=10, block_ngram=3, banned=BANNED,
+                       function_words=frozenset({4, 6}))
+    (hyps,) = beam_search(_bicycle_loving_step, zeros, zeros, h0, h0, START, END, cfg)
+    for hyp in hyps:
+        assert not has_repeated_phrase([names.get(t, str(t)) for t in hyp.tokens])
+    assert hyps[0].tokens == [4, 5, 6, 4]  # 'a bicycle on a' then the pair is blocked
