@@ -1,6 +1,8 @@
 """Quantized twins of a bundle's graphs: static int8 (QDQ) encoder, dynamic int8 decoder step.
 
     python -m export.quantize BUNDLE_DIR --calibration-images DIR_OR_FILES... [--max-images 200]
+    python -m export.quantize models/default \
+        --calibration-images ../shared/data/flickr8k/Flickr_8k.trainImages.txt
 
 - encoder.int8.onnx: the CNN backbone quantized statically (QDQ, int8 weights per channel,
   uint8 activations) with ranges calibrated on real photos run through the same
@@ -62,11 +64,18 @@ class QuantizeConfig:
 
 
 def expand_image_paths(items: Sequence[Path | str]) -> list[Path]:
-    """Files as given, folders as their image files (sorted, not recursive)."""
+    """Files as given, folders as their image files (sorted, not recursive), and .txt lists
+    (one image per line, e.g. Flickr_8k.trainImages.txt) as the files they name, relative
+    to the list's folder or, failing that, its images/ subfolder."""
     out: list[Path] = []
     for item in map(Path, items):
         if item.is_dir():
             out.extend(sorted(p for p in item.iterdir() if p.is_file() and is_image_path(p)))
+        elif item.is_file() and item.suffix.lower() == ".txt":
+            names = [line.strip() for line in item.read_text(encoding="utf-8").splitlines()]
+            for name in filter(None, names):
+                near = item.parent / name
+                out.append(near if near.is_file() else item.parent / "images" / name)
         elif item.is_file():
             out.append(item)
         else:
@@ -234,7 +243,7 @@ def agreement(bundle_dir: Path, images: Sequence[Path], variants: Sequence[str] 
         texts = [r.text for r in cap.caption_arrays(batch, opts)]
         if not any(texts):
             raise RuntimeError(f"variant {name} writes empty captions")
-        err = float(np.linalg.norm(feats - ref_feats) / max(np.linalg.norm(ref_feats), 1e-12))
+        err = float(np.linalg.norm(feats - ref_feats)) / max(float(np.linalg.norm(ref_feats)), 1e-12)
         same = float(np.mean([a == b for a, b in zip(texts, ref_text, strict=True)]))
         out.append(Agreement(name, same, err))
     return out
@@ -244,7 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--calibration-images", type=Path, nargs="+", required=True,
-                        help="photos or folders of photos (training photos, not the test split)")
+                        help="photos, folders of photos, or .txt lists of photos (training "
+                             "photos, not the test split)")
     parser.add_argument("--max-images", type=int, default=QuantizeConfig.max_images)
     parser.add_argument("--method", default=QuantizeConfig.method,
                         choices=["minmax", "entropy", "percentile"])

@@ -13,7 +13,7 @@ import pytest
 from captioner.bundle import load_bundle, write_manifest
 from captioner.captioner import Captioner, CaptionOptions
 from captioner.errors import BundleError
-from export.quantize import QUANTIZED_VARIANTS, QuantizeConfig, calibration_batches
+from export.quantize import QUANTIZED_VARIANTS, QuantizeConfig, calibration_batches, expand_image_paths
 from export.quantize import main as quantize_main
 from tests.synthetic import COLOURS, SHAPES, make_shapes_folder
 from training.select_variant import VariantScore, choose
@@ -104,3 +104,14 @@ def test_choose_takes_the_fastest_variant_that_keeps_quality() -> None:
     assert choose(scores) == "int8-decoder"
     assert [s.keeps_quality for s in scores] == [True, False, True, False]
     assert choose(scores, bleu_tolerance=1.0, cider_tolerance=5.0) == "int8"
+
+
+def test_calibration_paths_from_folders_files_and_lists(tmp_path: Path) -> None:
+    photos = [p for p, _ in make_shapes_folder(tmp_path / "images", per_class=1, seed=4, sidecars=False)]
+    listing = tmp_path / "train.txt"
+    listing.write_text("\n".join(p.name for p in photos[:3]) + "\n\n")
+    assert expand_image_paths([listing]) == photos[:3]
+    assert expand_image_paths([tmp_path / "images"]) == sorted(photos)
+    assert expand_image_paths([photos[5]]) == [photos[5]]
+    with pytest.raises(FileNotFoundError):
+        expand_image_paths([tmp_path / "missing"])
