@@ -28,6 +28,7 @@ import platform
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -231,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sweep", action="store_true", help="also sweep session options")
     parser.add_argument("--sweep-variant", help="variant to sweep (default: what 'auto' picks)")
     parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--markdown", type=Path, help="write the report (machine, command, tables) here")
     args = parser.parse_args(argv)
 
     import torch
@@ -271,29 +273,33 @@ def main(argv: list[str] | None = None) -> None:
         elif not args.no_eager:
             print(f"no checkpoint at {checkpoint}: no PyTorch eager row", flush=True)
         auto = Captioner(bundle, provider=args.provider).variant
+        swept = args.sweep_variant or auto
         for variant in args.variants or list(bundle.manifest.variants):
             cap = Captioner(bundle, provider=args.provider, variant=variant, encoder_threads=args.threads)
             rows.append(measure(f"ort-{variant}", cap, photos, paths, split, args))
-        swept = args.sweep_variant or auto
         sweep_rows = (sweep(bundle_dir, swept, args.provider, paths, args.threads, args.repeats)
                       if args.sweep else [])
     ref = rows[0]
-    print()
-    print(f"machine: {info.get('cpu')}, {info['cores']} cores, {args.threads} threads, "
-          f"provider {provider}; onnxruntime {info['onnxruntime']}, torch {info['torch']}")
-    print(f"bundle {args.bundle} ('auto' on {provider} = {auto}); {len(paths)} photos end to end; "
-          f"quality on {info['quality_images']} test images at beam 3")
-    print()
-    print(table(rows, ref))
+    report = [
+        f"- machine: {info.get('cpu')}, {info['cores']} cores ({args.threads} threads used), "
+        f"provider {provider}{', GPU ' + info['gpu'] if provider == 'cuda' and 'gpu' in info else ''}; "
+        f"onnxruntime {info['onnxruntime']}, torch {info['torch']}, Python {info['python']}",
+        "- command: `python -m bench.speed " + " ".join(argv if argv is not None else sys.argv[1:]) + "`",
+        f"- bundle {args.bundle} ('auto' on {provider} = {auto}); {len(paths)} photos end to end "
+        f"(beam 3 and greedy, batches of {BATCH}); quality on {info['quality_images']} test images "
+        "at beam 3", "", table(rows, ref)]
     if sweep_rows:
-        print()
-        print(f"Session options, ort-{args.sweep_variant or auto}, end-to-end beam-3 images/s:")
-        print()
-        print("| encoder threads | decoder threads | decoder spinning | pipelined encoding | img/s |")
-        print("|---|---|---|---|---|")
-        for e in sweep_rows:
-            print(f"| {e['encoder_threads']} | {e['decoder_threads']} | {'on' if e['spinning'] else 'off'} | "
-                  f"{'on' if e['pipeline'] else 'off'} | {e['e2e_beam3_ips']} |")
+        report += ["", f"Session options, ort-{swept}, end-to-end beam-3 images/s:", "",
+                   "| encoder threads | decoder threads | decoder spinning | pipelined encoding | img/s |",
+                   "|---|---|---|---|---|"]
+        report += [f"| {e['encoder_threads']} | {e['decoder_threads']} | {'on' if e['spinning'] else 'off'} "
+                   f"| {'on' if e['pipeline'] else 'off'} | {e['e2e_beam3_ips']} |" for e in sweep_rows]
+    text = "\n".join(report) + "\n"
+    print()
+    print(text)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": info, "provider": provider, "auto": auto,
