@@ -68,6 +68,12 @@ class Captioner:
             log.warning("variant %s cannot run here (%s); using fp32", self.variant, exc)
             self.variant = "fp32"
             self._open(self.variant, providers, threads)
+        if self.provider == "cuda" and "CUDAExecutionProvider" not in self.encoder.get_providers():
+            # onnxruntime-gpu without a usable GPU runs on the CPU: take the CPU's variant
+            self.provider = "cpu"
+            if variant == "auto" and manifest.variant_for("cpu") != self.variant:
+                self.variant = manifest.variant_for("cpu")
+                self._open(self.variant, ["CPUExecutionProvider"], threads)
 
     def _open(self, variant: str, providers: list[str], threads: tuple[int, int]) -> None:
         encoder_path, decoder_path = self.bundle.graph_paths(variant)
