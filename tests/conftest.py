@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -63,8 +64,9 @@ def tiny_bundle() -> Path:
     with open(CACHE / "build.lock", "w") as lock:  # several pytest runs may share the cache
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (target / "manifest.json").is_file():
-            for old in CACHE.glob("tiny-*"):
-                shutil.rmtree(old, ignore_errors=True)
+            for old in CACHE.glob("tiny-*"):  # stale versions; a day's grace for parallel runs
+                if time.time() - old.stat().st_mtime > 86400:
+                    shutil.rmtree(old, ignore_errors=True)
             build_tiny_bundle(target)
     return target
 
