@@ -8,6 +8,7 @@ this file. All slow work runs in workers (gui/workers.py); this class only react
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from captioner.captioner import Captioner
 from captioner.images import IMAGE_EXTENSIONS
+from captioner.service import CaptionService
 from captioner.writers import CaptionRecord, write_csv, write_json
 from gui.actions import MENUS, SPECS, TOOLBAR, key_sequences, make_action
 from gui.controllers.captioning import CaptionController, RunStats
@@ -42,7 +44,7 @@ from gui.dialogs.settings_dialog import SettingsDialog
 from gui.models.items import ImageItem, Source
 from gui.photos_page import PhotosPage
 from gui.settings import AppSettings, settings_store
-from gui.tasks import ModelLoadWorker, Scanned, ScanWorker
+from gui.tasks import CaptionBackend, LoadedModel, ModelLoadWorker, Scanned, ScanWorker
 from gui.widgets.log_pane import LogPane
 from gui.workers import cancel_all
 
@@ -58,6 +60,8 @@ class MainWindow(QMainWindow):
         self.store = store if store is not None else settings_store()
         self.settings = AppSettings.load(self.store)
         self.captioner: Captioner | None = None
+        self.service: CaptionService | None = None  # the model in a child process, for batches
+        self._retiring: list[CaptionService] = []
         self.model_state, self.model_message = "none", ""
         self.confirm_close = True
         self.video_panel: QWidget | None = None
@@ -231,6 +235,11 @@ class MainWindow(QMainWindow):
         self.captions.result_applied.connect(self._on_result_applied)
         self.saver.item_saved.connect(self._on_result_applied)
         self.captions.finished.connect(self._on_run_finished)
+        self._progress_state = (0, 0, 0.0)
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.setInterval(250)
+        self._progress_timer.timeout.connect(self._show_progress)
         self._counts_timer = QTimer(self)
         self._counts_timer.setSingleShot(True)
         self._counts_timer.setInterval(120)
@@ -248,29 +257,55 @@ class MainWindow(QMainWindow):
                 "none", f"No model loaded — open a bundle. (There is no model bundle at {path}.)"
             )
             return
+        if self.captions.is_running():
+            self.log("stopping the running batch to switch models", "warning")
+            self.captions.cancel()
         worker = ModelLoadWorker(path, self.settings.provider)
         self._model_worker = worker
-        worker.item.connect(lambda captioner, w=worker: self._on_model_loaded(w, captioner))
+        worker.item.connect(lambda loaded, w=worker: self._on_model_loaded(w, loaded))
         worker.failed.connect(lambda text, w=worker: self._on_model_failed(w, text))
         self._set_model_state("loading", f"Loading model from {path} …")
         worker.start()
 
-    def _on_model_loaded(self, worker: ModelLoadWorker, captioner: Captioner) -> None:
+    def _on_model_loaded(self, worker: ModelLoadWorker, loaded: LoadedModel) -> None:
         if worker is not self._model_worker:
-            return  # a newer request superseded this one
+            self._retire(loaded.service)  # a newer request superseded this one
+            return
+        captioner = loaded.captioner
         self.captioner = captioner
-        self.log(
-            f"model {captioner.name} loaded from {worker.bundle} ({captioner.provider.upper()}, "
-            f"{captioner.variant})"
-        )
+        self._retire(self.service)
+        self.service = loaded.service
+        where = "in a separate process" if loaded.service else "in a thread"
+        self.log(f"model {captioner.name} loaded from {worker.bundle} ({captioner.provider.upper()}, "
+                 f"{captioner.variant}); batches run {where}")
+        if loaded.note:
+            self.log(loaded.note, "warning")
         self._set_model_state("ready", "")
 
     def _on_model_failed(self, worker: ModelLoadWorker, text: str) -> None:
         if worker is not self._model_worker:
             return
         self.captioner = None
+        self._retire(self.service)
+        self.service = None
         self.log(f"model not loaded: {text}", "error")
         self._set_model_state("error", f"No model loaded — the bundle could not be used: {text}")
+
+    def _retire(self, service: CaptionService | None) -> None:
+        """Close a caption process that is no longer wanted, once no batch is reading from it."""
+        if service is not None:
+            self._retiring.append(service)
+        if not self.captions.is_running():
+            retiring, self._retiring = self._retiring, []
+            for old in retiring:  # close() waits for the child: not in the GUI thread
+                threading.Thread(target=old.close, name="close-caption-process", daemon=True).start()
+
+    def _backend(self) -> CaptionBackend | None:
+        """The caption process when it is alive, else the in-process captioner."""
+        if self.service is not None and not self.service.alive():
+            self.log("the caption process stopped; captioning in a thread from now on", "warning")
+            self.service = None
+        return self.service or self.captioner
 
     def _set_model_state(self, state: str, message: str) -> None:
         self.model_state, self.model_message = state, message
@@ -396,8 +431,9 @@ class MainWindow(QMainWindow):
         if not items:
             self.statusBar().showMessage("Nothing to caption", 4000)
             return False
-        s = self.settings
-        return self.captions.start(items, self.captioner, s.caption_options(), s.batch_size, s.auto_save)
+        s, backend = self.settings, self._backend()
+        assert backend is not None
+        return self.captions.start(items, backend, s.caption_options(), s.batch_size, s.auto_save)
 
     def caption_selected(self) -> None:
         self._caption(self.page.selected_items())
@@ -434,6 +470,13 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _on_run_progress(self, done: int, total: int, rate: float) -> None:
+        """Shown at most 4 times a second: QProgressBar.setValue repaints synchronously."""
+        self._progress_state = (done, total, rate)
+        if not self._progress_timer.isActive():
+            self._progress_timer.start()
+
+    def _show_progress(self) -> None:
+        done, total, rate = self._progress_state
         self.progress.setRange(0, total)
         self.progress.setValue(done)
         eta = (total - done) / rate if rate > 0 else 0
@@ -446,6 +489,7 @@ class MainWindow(QMainWindow):
             self.page.refresh_state()
 
     def _on_run_finished(self, stats: RunStats, cancelled: bool) -> None:
+        self._progress_timer.stop()
         self.progress.hide()
         self.cancel_button.hide()
         verb = "cancelled after" if cancelled else "captioned"
@@ -458,6 +502,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(summary, 10000)
         self.speed_label.setText(f"Last run: {stats.rate:.1f} images/s")
         self._update_actions()
+        self._retire(None)  # close caption processes replaced during the run
 
     # --- review loop --------------------------------------------------------------------------
     def accept_current(self) -> None:
@@ -635,10 +680,8 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         items = self.page.model.items()
-        folders = {i.path.parent for i in items}
-        where = (
-            (next(iter(folders)).name if len(folders) == 1 else f"{len(folders)} folders") if items else ""
-        )
+        folders = self.page.model.folders()
+        where = (folders[0].name if len(folders) == 1 else f"{len(folders)} folders") if folders else ""
         unsaved = sum(i.dirty for i in items)
         title = (
             "Captioner" + (f" — {where}" if where else "") + (f"  (● {unsaved} unsaved)" if unsaved else "")
@@ -692,6 +735,10 @@ class MainWindow(QMainWindow):
         self.store.setValue("window/splitter", self.page.splitter.saveState())
         self.settings.save(self.store)
         self.captions.shutdown()
+        for service in [*self._retiring, self.service]:
+            if service is not None:
+                service.close()
+        self._retiring, self.service = [], None
         for scan in list(self._scans):
             scan.cancel()
         self.saver.shutdown()

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from difflib import SequenceMatcher
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -72,6 +72,10 @@ class PhotosPage(QWidget):
         self._pinned = -1  # model word index pinned on the overlay
         self._hovered = -1  # model word index under the mouse (strip or editor)
         self._editor_map: dict[int, int] = {}
+        self._result_timer = QTimer(self)  # coalesces result refreshes into one per loop turn
+        self._result_timer.setSingleShot(True)
+        self._result_timer.setInterval(0)
+        self._result_timer.timeout.connect(self.refresh_result)
         self._build()
         self.model.rowsInserted.connect(lambda *_: self.counts_changed.emit())
         self.model.modelReset.connect(lambda: self.counts_changed.emit())
@@ -238,13 +242,16 @@ class PhotosPage(QWidget):
 
     # --- what the panels show for the current image ----------------------------------------
     def refresh_current(self) -> None:
+        """What must change at once (text, photo); the rest follows on the next loop turn so
+        holding PgDown through a folder never stalls the window."""
         item = self._current
         self.editor.setEnabled(item is not None)
         self.editor.set_text(item.caption if item else "")
         self._refresh_file_label(item)
         self.refresh_state()
-        self.refresh_result()
         self._show_preview(item)
+        self.preview.set_attention(None)
+        self._result_timer.start()
 
     def refresh_result(self) -> None:
         """n-best list and word strip: they change when the model captions this image."""
@@ -387,6 +394,7 @@ class PhotosPage(QWidget):
             return
         self.preview.set_pixmap(self.thumbnails.get(item.path), "Loading…")
         following = self._neighbour(item)
+        self._previews.box = self.preview.fit_box()  # the loader thread scales, not this one
         if following is not None and following.path not in self._preview_cache:
             self._previews.request(following.path)  # LIFO: requested first, served second
         self._previews.request(item.path)

@@ -1,28 +1,29 @@
-"""Work around a PySide6 reference-count bug that crashes the app on Python 3.10/3.11.
+"""Work around PySide6 6.12 returning borrowed None/True/False, which crashes Python 3.10/3.11.
 
-PySide6 6.12's `SignalInstance.emit()` and `.disconnect()` return `True`/`False` without
-taking a reference to them. Each call then takes a reference away from the interpreter's
-bool singletons. On Python >= 3.12 the bools are immortal and nothing happens; on 3.10/3.11,
-once a few thousand signals have been emitted (one 500-image batch is enough), CPython aborts
-with "Fatal Python error: bool_dealloc".
+The PySide6 6.12.0 wheels are built for the stable ABI (abi3) in a way that makes every
+`void` method (setText, update, QPainter.drawText, ...) return `None`, and `Signal.emit()` /
+`disconnect()` return `True`/`False`, *without taking a reference*. Each call therefore takes
+one reference away from the interpreter's singletons. On Python >= 3.12 those singletons are
+immortal and nothing happens; on 3.10/3.11 `None` starts with a few thousand references, so a
+window that paints a thumbnail grid or captions a 500-image batch soon hits zero and CPython
+aborts with "Fatal Python error: none_dealloc" (or bool_dealloc).
 
-`install()` measures whether the running PySide6 has the bug and only then wraps the two
-methods to give back the missing reference, so a fixed PySide6 is left untouched.
-Importing the `gui` package installs it, which covers every panel, including gui/video.
+`install()` measures whether the running PySide6 has the bug and, only then, does what
+CPython 3.12 does by design: it gives the four singletons an effectively infinite reference
+count (2**60; they are static objects that are never freed anyway), so the missing references
+can never bring them to zero. Importing the `gui` package installs it, which covers every
+panel, gui/video included. A fixed PySide6, or Python >= 3.12, is left untouched.
 """
 
 from __future__ import annotations
 
 import ctypes
 import sys
-import warnings
-from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Signal, SignalInstance
+from PySide6.QtCore import QObject, Signal
 
-_incref = ctypes.pythonapi.Py_IncRef
-_incref.argtypes = [ctypes.py_object]
-_incref.restype = None
+IMMORTAL = 1 << 60
+_SINGLETONS = (None, True, False, NotImplemented)
 _installed = False
 
 
@@ -30,54 +31,40 @@ class _Probe(QObject):
     ping = Signal()
 
 
-def _steals_bool(call: Callable[[], object], value: bool) -> bool:
-    """Run `call` a few times; True if it lost references to `value`. The loss is repaid."""
-    before = sys.getrefcount(value)
-    for _ in range(4):
-        call()
-    lost = before - sys.getrefcount(value)
-    for _ in range(max(lost, 0)):
-        _incref(value)
-    return lost > 0
+def _loses_references() -> bool:
+    """Do PySide calls take references from None or True? (Runs a few harmless calls.)"""
+    probe = _Probe()
+    before = sys.getrefcount(None), sys.getrefcount(True)
+    for _ in range(8):
+        probe.setObjectName("probe")  # void: returns None
+        probe.ping.emit()  # returns True
+    after = sys.getrefcount(None), sys.getrefcount(True)
+    return after[0] < before[0] or after[1] < before[1]
 
 
-def _returning_owned_bools(method: Callable) -> Callable:
-    def fixed(self: SignalInstance, *args: object, **kwargs: object) -> object:
-        result = method(self, *args, **kwargs)
-        if result is True or result is False:
-            _incref(result)  # the reference PySide forgot to take
-        return result
-
-    fixed.__name__, fixed.__doc__ = method.__name__, method.__doc__
-    return fixed
+def _immortalize(obj: object) -> None:
+    """Raise ob_refcnt (the first field of every CPython object) far out of reach of zero."""
+    refcount = ctypes.c_ssize_t.from_address(id(obj))
+    if refcount.value < IMMORTAL:
+        refcount.value += IMMORTAL
 
 
 def install() -> bool:
-    """Patch emit/disconnect where (and only where) they lose references; True if patched."""
+    """Apply the workaround if this interpreter and PySide6 need it; True if applied."""
     global _installed
-    if _installed or sys.version_info >= (3, 12):
+    if _installed:
         return False
-    probe = _Probe()
-    patched = False
-    if _steals_bool(probe.ping.emit, True):
-        SignalInstance.emit = _returning_owned_bools(SignalInstance.emit)  # type: ignore[method-assign]
-        patched = True
-
-    def connect_and_disconnect() -> None:
-        slot = lambda: None
-        probe.ping.connect(slot)
-        probe.ping.disconnect(slot)
-
-    if _steals_bool(connect_and_disconnect, True):
-        SignalInstance.disconnect = _returning_owned_bools(SignalInstance.disconnect)  # type: ignore[method-assign]
-        patched = True
     _installed = True
-    return patched
+    if sys.implementation.name != "cpython" or sys.version_info >= (3, 12):
+        return False
+    if not _loses_references():
+        return False
+    for obj in _SINGLETONS:
+        _immortalize(obj)
+    return True
 
 
-def leaks_now() -> bool:
-    """For tests: does emitting still cost `True` a reference?"""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        probe = _Probe()
-        return _steals_bool(probe.ping.emit, True)
+def protected() -> bool:
+    """For tests: are the singletons out of reach (immortal here, or by the interpreter)?"""
+    return all(sys.getrefcount(obj) > IMMORTAL // 2 for obj in (None, True, False)) or (
+        sys.version_info >= (3, 12))

@@ -8,15 +8,20 @@ fsyncs, which can take tens of milliseconds on a slow disk).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from captioner.captioner import Captioner, CaptionOptions, CaptionResult
 from captioner.errors import CaptionerError, WriteError
 from captioner.files import find_images
+from captioner.service import CaptionService
 from captioner.writers import Outcome, read_sidecar, write_sidecar
 from gui.workers import Worker
 
+CHILD_NICENESS = 0  # measured: nicer children caption 3x slower on a busy machine, gaps no better
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"})
 
 
@@ -56,37 +61,74 @@ class ScanWorker(Worker):
             self.report(start + len(chunk), total)
 
 
+@dataclass
+class LoadedModel:
+    captioner: Captioner  # in this process: the Video tab, and the fallback for batches
+    service: CaptionService | None  # the same bundle in a child process, for batches
+    note: str = ""  # why there is no service, if there is none
+
+
 class ModelLoadWorker(Worker):
-    """Load and verify a bundle. item: the Captioner; failed: the bundle's one-line reason."""
+    """Load and verify a bundle here and in a caption process (in parallel).
+
+    item: LoadedModel; failed: the bundle's one-line reason. Without a working child process
+    (CAPTIONER_GUI_INPROCESS=1, or it failed to start) batches run in a thread instead.
+    """
 
     def __init__(self, bundle: Path, provider: str) -> None:
         super().__init__("model loading")
         self.bundle, self.provider = bundle, provider
 
     def work(self) -> None:
+        service, note = None, "in-process captioning (CAPTIONER_GUI_INPROCESS is set)"
+        if not os.environ.get("CAPTIONER_GUI_INPROCESS"):
+            try:
+                niceness = int(os.environ.get("CAPTIONER_GUI_NICE", CHILD_NICENESS))
+                service, note = CaptionService(self.bundle, provider=self.provider, niceness=niceness), ""
+            except Exception as exc:  # noqa: BLE001 - no child process: fall back to a thread
+                note = f"no caption process ({exc}); captioning in a thread"
         try:
             captioner = Captioner(self.bundle, provider=self.provider)
         except CaptionerError as exc:
+            if service is not None:
+                service.close()
             self.failed.emit(str(exc))
             return
-        self.emit_item(captioner)
+        if service is not None:
+            try:
+                service.wait_ready()
+            except CaptionerError as exc:
+                service, note = None, f"no caption process ({exc}); captioning in a thread"
+        self.emit_item(LoadedModel(captioner, service, note))
+
+
+class CaptionBackend(Protocol):
+    """What captions a batch: a Captioner (in a thread) or a CaptionService (child process)."""
+
+    def caption_files(self, paths: Iterable[Path], options: CaptionOptions | None = None,
+                      batch_size: int = 16) -> Iterator[tuple[Path, CaptionResult | CaptionerError]]: ...
 
 
 class CaptionWorker(Worker):
     """Caption files in batches. item: (path, CaptionResult | CaptionerError), in input order."""
 
-    def __init__(
-        self, captioner: Captioner, paths: list[Path], options: CaptionOptions, batch_size: int = 8
-    ) -> None:
+    def __init__(self, backend: CaptionBackend, paths: list[Path], options: CaptionOptions,
+                 batch_size: int = 8) -> None:
         super().__init__("captioning")
-        self.captioner, self.paths = captioner, paths
+        self.backend, self.paths = backend, paths
         self.options, self.batch_size = options, batch_size
         self.done = 0
+
+    def cancel(self) -> None:
+        super().cancel()
+        stop = getattr(self.backend, "cancel", None)
+        if stop is not None:
+            stop()  # a caption process stops at once; a thread stops at the next image
 
     def work(self) -> None:
         total = len(self.paths)
         self.report(0, total, force=True)
-        results = self.captioner.caption_files(self.paths, self.options, self.batch_size)
+        results = self.backend.caption_files(self.paths, self.options, self.batch_size)
         try:
             for path, result in results:
                 self.done += 1
@@ -136,6 +178,3 @@ class SaveWorker(Worker):
             return SaveOutcome(job, False, "a caption file appeared meanwhile; kept it")
         return SaveOutcome(job, True)
 
-
-def is_result(value: object) -> bool:
-    return isinstance(value, CaptionResult)

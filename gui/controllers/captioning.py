@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from captioner.captioner import Captioner, CaptionOptions, CaptionResult
+from captioner.captioner import CaptionOptions, CaptionResult
 from captioner.errors import CaptionerError
 from captioner.writers import read_sidecar, sidecar_path
 from gui.controllers.saving import OverwritePolicy, SaveController
 from gui.models.image_list import ImageListModel
 from gui.models.items import ImageItem, Source, Status
-from gui.tasks import CaptionWorker
+from gui.tasks import CaptionBackend, CaptionWorker
 from gui.undo import CaptionHistory
 
 Log = Callable[[str, str], None]
@@ -63,7 +63,7 @@ class CaptionController(QObject):
         self.stats = RunStats()
         self.last: RunStats | None = None
         self._waiting: list[ImageItem] = []
-        self._setup: tuple[Captioner, CaptionOptions, int, bool] | None = None
+        self._setup: tuple[CaptionBackend, CaptionOptions, int, bool] | None = None
         self._autosave_policy: OverwritePolicy | None = None
         self._autosave: list[ImageItem] = []
         self._flush = QTimer(self)
@@ -77,7 +77,7 @@ class CaptionController(QObject):
     def start(
         self,
         items: list[ImageItem],
-        captioner: Captioner,
+        backend: CaptionBackend,
         options: CaptionOptions,
         batch_size: int,
         auto_save: bool,
@@ -86,7 +86,7 @@ class CaptionController(QObject):
         items = [i for i in items if i.status is not Status.QUEUED]
         if not items:
             return False
-        self._setup = (captioner, options, batch_size, auto_save)
+        self._setup = (backend, options, batch_size, auto_save)
         for item in items:
             item.status = Status.QUEUED
             self.model.changed(item)
@@ -98,13 +98,13 @@ class CaptionController(QObject):
 
     def _launch(self, items: list[ImageItem]) -> bool:
         assert self._setup is not None
-        captioner, options, batch_size, auto_save = self._setup
+        backend, options, batch_size, auto_save = self._setup
         self._autosave_policy = None
         if auto_save and not self._ask_autosave(items):
             self._unqueue(items)
             return False
         self.stats = RunStats(total=len(items))
-        self.worker = CaptionWorker(captioner, [i.path for i in items], options, batch_size)
+        self.worker = CaptionWorker(backend, [i.path for i in items], options, batch_size)
         self.worker.item.connect(self._on_result)
         self.worker.progress.connect(self._on_progress)
         self.worker.failed.connect(lambda text: self.log(text, "error"))

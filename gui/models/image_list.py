@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from enum import IntEnum
 from pathlib import Path
@@ -36,6 +37,7 @@ class ImageListModel(QAbstractListModel):
         self.thumbnails = thumbnails
         self._items: list[ImageItem] = []
         self._rows: dict[Path, int] = {}
+        self._folders: Counter[Path] = Counter()  # kept up to date: the title asks often
         thumbnails.ready.connect(self._on_thumbnail)
         thumbnails.failed.connect(self._on_thumbnail_failed)
 
@@ -108,6 +110,7 @@ class ImageListModel(QAbstractListModel):
             self.beginInsertRows(QModelIndex(), first, first + len(fresh) - 1)
             for offset, item in enumerate(fresh):
                 self._rows[item.path] = first + offset
+                self._folders[item.path.parent] += 1
             self._items.extend(fresh)
             self.endInsertRows()
         return fresh
@@ -117,16 +120,23 @@ class ImageListModel(QAbstractListModel):
         rows = sorted((self.row_of(i) for i in self._items if id(i) in doomed), reverse=True)
         for row in rows:
             self.beginRemoveRows(QModelIndex(), row, row)
+            self._folders[self._items[row].path.parent] -= 1
             del self._items[row]
             self.endRemoveRows()
         self._rows = {item.path: row for row, item in enumerate(self._items)}
+        self._folders = +self._folders  # drop folders with no image left
 
     def clear(self) -> None:
         self.beginResetModel()
         self._items.clear()
         self._rows.clear()
+        self._folders.clear()
         self.thumbnails.clear()
         self.endResetModel()
+
+    def folders(self) -> list[Path]:
+        """The folders the listed images are in."""
+        return list(self._folders)
 
     def changed(self, item: ImageItem) -> None:
         """Tell views an item's caption, status or error changed."""
@@ -196,8 +206,9 @@ class ImageFilter(QSortFilterProxyModel):
 
     def set_pinned(self, item: ImageItem | None) -> None:
         if item is not self._pinned:
-            self._pinned = item
-            self.invalidateRowsFilter()
+            previous, self._pinned = self._pinned, item
+            if self.is_filtering() and previous is not None:  # only then can a row come or go
+                self.invalidateRowsFilter()
 
     def is_filtering(self) -> bool:
         return bool(self._words) or self._show is not Show.ALL

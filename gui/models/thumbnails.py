@@ -28,10 +28,17 @@ def pil_to_qimage(img: Image.Image) -> QImage:
     return QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy()
 
 
-def load_scaled(path: Path, longest: int) -> QImage:
-    """Decode an image no larger than `longest` px on its long side; raises CaptionerError."""
+def load_scaled(path: Path, longest: int, box: tuple[int, int] | None = None) -> QImage:
+    """Decode an image no larger than `longest` px on its long side; with `box`, fitted (up or
+    down, aspect kept) to exactly the size it will be shown at, so the GUI thread never
+    rescales it. Raises CaptionerError."""
     img = load_image(path, draft_size=longest)
-    if max(img.size) > longest:
+    if box is not None and box[0] > 0 and box[1] > 0:
+        scale = min(box[0] / img.width, box[1] / img.height)
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        if size != img.size:
+            img = img.resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+    elif max(img.size) > longest:
         img.thumbnail((longest, longest), Image.Resampling.LANCZOS, reducing_gap=2.0)
     return pil_to_qimage(img)
 
@@ -41,13 +48,13 @@ class _Signals(QObject):
 
 
 class _LoadJob(QRunnable):
-    def __init__(self, path: Path, longest: int, signals: _Signals) -> None:
+    def __init__(self, path: Path, longest: int, box: tuple[int, int] | None, signals: _Signals) -> None:
         super().__init__()
-        self.path, self.longest, self.signals = path, longest, signals
+        self.path, self.longest, self.box, self.signals = path, longest, box, signals
 
     def run(self) -> None:
         try:
-            result: QImage | str = load_scaled(self.path, self.longest)
+            result: QImage | str = load_scaled(self.path, self.longest, self.box)
         except CaptionerError as exc:
             result = getattr(exc, "reason", str(exc))
         except Exception as exc:  # noqa: BLE001 - never let a decoder bug kill a pool thread
@@ -64,8 +71,10 @@ class ImageLoader(QObject):
     def __init__(self, longest: int, threads: int = 2, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.longest = longest
+        self.box: tuple[int, int] | None = None  # fit images to this size (the preview's)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(max(1, threads))
+        self._pool.setExpiryTimeout(-1)  # keep the few threads: starting one costs milliseconds
         self._signals = _Signals(self)
         self._signals.done.connect(self._on_done)
         self._stack: list[Path] = []
@@ -93,7 +102,7 @@ class ImageLoader(QObject):
         while self._stack and len(self._running) < self._pool.maxThreadCount():
             path = self._stack.pop()
             self._queued.discard(path)
-            job = _LoadJob(path, self.longest, self._signals)
+            job = _LoadJob(path, self.longest, self.box, self._signals)
             job.setAutoDelete(False)  # Python keeps it in _running until it reports back
             self._running[path] = job
             self._pool.start(job)
@@ -129,7 +138,7 @@ class ThumbnailCache(QObject):
 
     @staticmethod
     def _decode_size(size: int) -> int:
-        return max(size, 160)  # a little headroom so a small zoom-in stays sharp
+        return size  # exactly the cell's size: the grid then blits without rescaling
 
     def get(self, path: Path) -> QPixmap | None:
         """The thumbnail if cached (and mark it used), else None and a background request."""
@@ -145,10 +154,11 @@ class ThumbnailCache(QObject):
         return self._broken.get(path)
 
     def set_size(self, size: int) -> None:
-        """Zooming past what was decoded reloads at the new size; zooming out reuses pixmaps."""
-        self.size = size
-        if self._decode_size(size) > self._loader.longest:
+        """A new zoom level reloads thumbnails at the new size (visible ones first)."""
+        if size != self.size:
+            self.size = size
             self._loader.longest = self._decode_size(size)
+            self._loader.forget()
             self._pixmaps.clear()
 
     def invalidate(self, path: Path) -> None:

@@ -49,20 +49,32 @@ def upsample(attention: np.ndarray, width: int, height: int) -> np.ndarray:
     return values / peak if peak > 0 else values
 
 
-def overlay_rgba(
-    attention: np.ndarray, width: int, height: int, style: str = "heat", opacity: float = 0.65
-) -> np.ndarray:
-    """The overlay as (height, width, 4) uint8 RGBA, ready to paint over the photo."""
-    v = upsample(attention, width, height)
-    rgba = np.zeros((height, width, 4), dtype=np.uint8)
+def _style_lut(style: str, opacity: float) -> np.ndarray:
+    """Weight (0..255) -> RGBA for one style: the whole colour and alpha rule in 256 entries,
+    so making an overlay is one resize and one table lookup per pixel."""
+    v = np.linspace(0.0, 1.0, 256)
+    lut = np.zeros((256, 4), dtype=np.uint8)
     if style == "spotlight":
         alpha = min(0.92, opacity * 1.3) * np.power(1.0 - v, 1.3)
     else:
-        rgba[..., :3] = LUT[np.round(v * 255).astype(np.uint8)]
+        lut[:, :3] = LUT
         # the dark end of the ramp tints what was ignored, so the glow reads on bright photos too
         alpha = opacity * (0.4 + 0.6 * np.power(v, 0.8))
-    rgba[..., 3] = np.round(np.clip(alpha, 0.0, 1.0) * 255).astype(np.uint8)
-    return rgba
+    lut[:, 3] = np.round(np.clip(alpha, 0.0, 1.0) * 255).astype(np.uint8)
+    return lut
+
+
+_LUTS: dict[tuple[str, float], np.ndarray] = {}
+
+
+def overlay_rgba(attention: np.ndarray, width: int, height: int, style: str = "heat",
+                 opacity: float = 0.65) -> np.ndarray:
+    """The overlay as (height, width, 4) uint8 RGBA, ready to paint over the photo."""
+    key = (style, round(opacity, 3))
+    if key not in _LUTS:
+        _LUTS[key] = _style_lut(style, opacity)
+    levels = np.round(upsample(attention, width, height) * 255).astype(np.uint8)
+    return _LUTS[key][levels]
 
 
 def overlay_image(

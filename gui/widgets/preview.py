@@ -1,8 +1,9 @@
 """The large preview: the photo fitted to the widget, with an optional attention overlay.
 
-The overlay image is computed once per (word, style, opacity) at a modest resolution and
-scaled by the painter with smooth filtering, so resizing the window or hovering from word to
-word stays instant.
+Painting must stay cheap: the GUI thread shares two cores with captioning. So the photo and
+its overlay are composed once per change (image, word, style, size) into a pixmap of exactly
+the displayed size; every repaint after that is a plain blit plus the small legend. The
+overlay itself is computed at a modest resolution and scaled smoothly during composition.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class PreviewWidget(QWidget):
         self._message = ""
         self._attention: Attention | None = None
         self._overlay: QImage | None = None
+        self._scaled: QPixmap | None = None
+        self._scaled_key: tuple = ()
+        self._frame: QPixmap | None = None
+        self._frame_key: tuple = ()
         self.style_name, self.opacity = "heat", 0.65
         self._bar = colour_bar(120, 8)
 
@@ -85,12 +90,21 @@ class PreviewWidget(QWidget):
         self._overlay = None
         self.update()
 
+    def fit_box(self) -> tuple[int, int]:
+        """The size a loader should fit photos to, so they are drawn without rescaling."""
+        area = self.rect().adjusted(8, 8, -8, -8)
+        return max(area.width(), 1), max(area.height(), 1)
+
     def image_rect(self) -> QRect:
-        """Where the photo is drawn: fitted, centred, aspect kept."""
+        """Where the photo is drawn: fitted, centred, aspect kept (a photo already fitted to
+        fit_box() is used at its own size, so no pixel is rescaled)."""
         if self._pixmap is None or self._pixmap.isNull():
             return QRect()
         area = self.rect().adjusted(8, 8, -8, -8)
-        size = self._pixmap.size().scaled(area.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        size = self._pixmap.size()
+        fits = size.width() <= area.width() and size.height() <= area.height()
+        if not (fits and min(area.width() - size.width(), area.height() - size.height()) <= 1):
+            size = size.scaled(area.size(), Qt.AspectRatioMode.KeepAspectRatio)
         return QRect(
             area.center().x() - size.width() // 2 + 1,
             area.center().y() - size.height() // 2 + 1,
@@ -108,6 +122,32 @@ class PreviewWidget(QWidget):
         return self._overlay
 
     # --- painting ---------------------------------------------------------------------------
+    def _composed(self, target: QRect) -> QPixmap:
+        """The photo with its overlay at the displayed size. Two caches: the scaled photo
+        (redone when the image or size changes) and the frame with the overlay (redone when
+        the word changes too), so stepping through words never rescales the photo."""
+        assert self._pixmap is not None
+        photo_key = (target.size().toTuple(), self._pixmap.cacheKey())
+        if self._scaled is None or photo_key != self._scaled_key:
+            self._scaled = self._pixmap.scaled(target.size(), Qt.AspectRatioMode.IgnoreAspectRatio,
+                                               Qt.TransformationMode.SmoothTransformation)
+            self._scaled_key, self._frame = photo_key, None
+        overlay = self.overlay()
+        if overlay is None or self._attention is None:
+            return self._scaled
+        frame_key = (photo_key, id(self._attention), self.style_name, self.opacity)
+        if self._frame is None or frame_key != self._frame_key:
+            frame = QPixmap(self._scaled)
+            area = QRect(0, 0, frame.width(), frame.height())
+            painter = QPainter(frame)
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            painter.drawImage(QRectF(area), overlay)
+            self._paint_peak(painter, area)  # ring and legend are baked in too: repaints just blit
+            self._paint_legend(painter, area, self._attention)
+            painter.end()
+            self._frame, self._frame_key = frame, frame_key
+        return self._frame
+
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), BACKGROUND)
@@ -115,13 +155,7 @@ class PreviewWidget(QWidget):
         if target.isNull():
             self._paint_message(painter)
             return
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        painter.drawPixmap(target, self._pixmap)  # type: ignore[arg-type]
-        overlay = self.overlay()
-        if overlay is not None and self._attention is not None:
-            painter.drawImage(QRectF(target), overlay)
-            self._paint_peak(painter, target)
-            self._paint_legend(painter, target, self._attention)
+        painter.drawPixmap(target.topLeft(), self._composed(target))
         painter.end()
 
     def _paint_message(self, painter: QPainter) -> None:

@@ -76,14 +76,15 @@ class ThumbnailDelegate(QStyledItemDelegate):
             painter.setPen(QColor(120, 120, 120))
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "can't open" if item.error else "…")
             return
-        size = pixmap.size().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        size = pixmap.size()
+        if size.width() > box.width() or size.height() > box.height():  # only while a zoom reloads
+            size = size.scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
         target = QRect(
             box.x() + (box.width() - size.width()) // 2,
             box.y() + (box.height() - size.height()) // 2,
             size.width(),
             size.height(),
         )
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.drawPixmap(target, pixmap)
 
     @staticmethod
