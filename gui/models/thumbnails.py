@@ -2,9 +2,10 @@
 
 The grid asks for a thumbnail only when it paints an item, so a 10,000-image folder costs
 only what is on screen. Requests are served last-in-first-out: after a fast scroll the
-images now visible load before the ones scrolled past. Decoding uses the core's
-`load_image` (EXIF-upright, JPEG draft mode), so the thumbnail shows exactly the pixels the
-model sees and a broken file gets the same one-line reason the captioner would give.
+images now visible load before the ones scrolled past. Decoding uses Qt's
+QImageReader (EXIF-upright like the core's `load_image`, JPEG scaled while decoding, all in
+C++ without the GIL); a file Qt cannot read goes to the core's `load_image`, so a broken file
+gets the same one-line reason the captioner would give.
 Pixmaps are made from the decoded QImage in the GUI thread (QPixmap is GUI-thread only).
 """
 
@@ -14,11 +15,11 @@ from collections import OrderedDict
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QObject, QRunnable, QSize, QThreadPool, Signal
+from PySide6.QtGui import QImage, QImageIOHandler, QImageReader, QPixmap
 
 from captioner.errors import CaptionerError
-from captioner.images import load_image
+from captioner.images import MAX_PIXELS, load_image
 
 
 def pil_to_qimage(img: Image.Image) -> QImage:
@@ -28,18 +29,45 @@ def pil_to_qimage(img: Image.Image) -> QImage:
     return QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy()
 
 
-def load_scaled(path: Path, longest: int, box: tuple[int, int] | None = None) -> QImage:
-    """Decode an image no larger than `longest` px on its long side; with `box`, fitted (up or
-    down, aspect kept) to exactly the size it will be shown at, so the GUI thread never
-    rescales it. Raises CaptionerError."""
-    img = load_image(path, draft_size=longest)
+def _fitted(width: int, height: int, longest: int, box: tuple[int, int] | None) -> tuple[int, int]:
+    """The size to show an image at: fitted to `box` (up or down), else capped at `longest`."""
     if box is not None and box[0] > 0 and box[1] > 0:
-        scale = min(box[0] / img.width, box[1] / img.height)
-        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-        if size != img.size:
-            img = img.resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
-    elif max(img.size) > longest:
-        img.thumbnail((longest, longest), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        scale = min(box[0] / width, box[1] / height)
+    else:
+        scale = min(1.0, longest / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def read_with_qt(path: Path, longest: int, box: tuple[int, int] | None) -> QImage | None:
+    """Decode with Qt (EXIF-upright, JPEG scaled while decoding), or None if Qt cannot.
+
+    Qt decodes in C++ with the GIL released, so a loader thread does not make the GUI thread
+    wait for the GIL after each Qt call it makes (PIL runs Python code between its C parts).
+    """
+    reader = QImageReader(str(path))
+    reader.setAutoTransform(True)
+    stored = reader.size()
+    if not stored.isValid() or stored.width() * stored.height() > MAX_PIXELS:
+        return None
+    rotated = bool(reader.transformation() & QImageIOHandler.Transformation.TransformationRotate90)
+    width, height = (stored.height(), stored.width()) if rotated else (stored.width(), stored.height())
+    target_w, target_h = _fitted(width, height, longest, box)
+    reader.setScaledSize(QSize(target_h, target_w) if rotated else QSize(target_w, target_h))
+    image = reader.read()
+    return None if image.isNull() else image
+
+
+def load_scaled(path: Path, longest: int, box: tuple[int, int] | None = None) -> QImage:
+    """Decode an image at the size it will be shown: fitted to `box` (up or down, aspect kept)
+    when given, else no larger than `longest` px. Raises CaptionerError with the core's reason
+    when the image cannot be read (PIL is asked then, for its precise one-line reason)."""
+    image = read_with_qt(path, longest, box)
+    if image is not None:
+        return image
+    img = load_image(path, draft_size=longest)
+    size = _fitted(img.width, img.height, longest, box)
+    if size != img.size:
+        img = img.resize(size, Image.Resampling.LANCZOS if size[0] < img.width else Image.Resampling.BICUBIC)
     return pil_to_qimage(img)
 
 
