@@ -13,9 +13,10 @@ onnxruntime variant of the bundle (fp32, int8-decoder, int8-encoder, int8):
 - quality on the test split at beam 3: BLEU-4 and CIDEr (points), so a faster variant is
   never a worse one by accident
 
-and the ratio of every figure to PyTorch eager. --sweep adds the session-option sweep for
-the variant "auto" picks (decoder threads, spinning, pipelined encoding). A bundle without
-quantized variants gets them in a temporary copy, calibrated on training photos. Runs on
+and the ratio of every figure to PyTorch eager. --sweep adds the session-option sweep
+(decoder threads, spinning, pipelined encoding) for the fastest variant that keeps quality.
+A bundle without quantized variants gets them in a temporary copy, calibrated on training
+photos. Runs on
 the CPU alone; with onnxruntime-gpu and a GPU, --provider cuda measures there (torch on cuda).
 """
 
@@ -160,6 +161,18 @@ def ensure_quantized(bundle_dir: Path, calibration: list[Path], work: Path) -> P
     return copy
 
 
+def fastest_keeping_quality(rows: list[Row]) -> str | None:
+    """The variant training.select_variant would choose from these rows (None without fp32
+    or quality figures)."""
+    from training.select_variant import VariantScore, choose
+
+    scores = [VariantScore(r.name[4:], "", 0, r.e2e_beam3_ips, r.bleu4, r.cider)
+              for r in rows if r.name.startswith("ort-")]
+    if not any(s.variant == "fp32" for s in scores) or any(np.isnan(s.bleu4) for s in scores):
+        return None
+    return choose(scores)
+
+
 def table(rows: list[Row], ref: Row) -> str:
     """Markdown: figures, then the ratio to PyTorch eager (speed-up: higher is better)."""
     head = ("| variant | encoder b1 ms/img | encoder b16 ms/img | greedy ms/caption | "
@@ -230,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-eager", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sweep", action="store_true", help="also sweep session options")
-    parser.add_argument("--sweep-variant", help="variant to sweep (default: what 'auto' picks)")
+    parser.add_argument("--sweep-variant", help="variant to sweep (default: the fastest that keeps quality)")
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--markdown", type=Path, help="write the report (machine, command, tables) here")
     args = parser.parse_args(argv)
@@ -273,10 +286,10 @@ def main(argv: list[str] | None = None) -> None:
         elif not args.no_eager:
             print(f"no checkpoint at {checkpoint}: no PyTorch eager row", flush=True)
         auto = Captioner(bundle, provider=args.provider).variant
-        swept = args.sweep_variant or auto
         for variant in args.variants or list(bundle.manifest.variants):
             cap = Captioner(bundle, provider=args.provider, variant=variant, encoder_threads=args.threads)
             rows.append(measure(f"ort-{variant}", cap, photos, paths, split, args))
+        swept = args.sweep_variant or fastest_keeping_quality(rows) or auto
         sweep_rows = (sweep(bundle_dir, swept, args.provider, paths, args.threads, args.repeats)
                       if args.sweep else [])
     ref = rows[0]
