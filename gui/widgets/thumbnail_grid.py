@@ -5,6 +5,8 @@ its caption, so a person can scan a folder for what still needs work.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
@@ -42,7 +44,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
     def __init__(self, size: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.size = size
-        self.cell_width = size + 16  # the view widens cells so the columns fill its width
+        self.cell_width = size + 16
+        self._text_cache: dict[tuple, str] = {}  # the view widens cells so the columns fill its width
 
     def sizeHint(self, option: QStyleOptionViewItem, index: ModelIndex) -> QSize:
         line = QFontMetrics(option.font).height()  # type: ignore[attr-defined]
@@ -131,7 +134,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
         name_font.setBold(True)
         painter.setFont(name_font)
         painter.setPen(text_colour)
-        name = QFontMetrics(name_font).elidedText(item.name, Qt.TextElideMode.ElideMiddle, text_rect.width())
+        name = self._laid_out(("name", item.name, text_rect.width(), name_font.key()), lambda: QFontMetrics(
+            name_font).elidedText(item.name, Qt.TextElideMode.ElideMiddle, text_rect.width()))
         painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft, name)
         painter.setFont(font)
         caption_rect = QRect(text_rect.x(), text_rect.bottom() + 1, text_rect.width(), 2 * line)
@@ -147,8 +151,19 @@ class ThumbnailDelegate(QStyledItemDelegate):
         painter.drawText(
             caption_rect,
             Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap,
-            _elide_lines(body, metrics, caption_rect.width(), 2),
+            self._laid_out(("body", body, caption_rect.width(), font.key()),
+                           lambda: _elide_lines(body, metrics, caption_rect.width(), 2)),
         )
+
+    def _laid_out(self, key: tuple, make: Callable[[], str]) -> str:
+        """Elided text per (text, width, font): measuring words on every paint is what made the
+        grid slow to repaint while captions stream in."""
+        text = self._text_cache.get(key)
+        if text is None:
+            if len(self._text_cache) > 20_000:
+                self._text_cache.clear()
+            text = self._text_cache[key] = make()
+        return text
 
 
 def _elide_lines(text: str, metrics: QFontMetrics, width: int, lines: int) -> str:

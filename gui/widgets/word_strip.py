@@ -22,7 +22,7 @@ def word_icon(thumbnail: QPixmap | None, grid: np.ndarray, style: str, opacity: 
     if thumbnail is None or thumbnail.isNull():
         return QIcon()
     base = thumbnail.scaled(
-        QSize(ICON * 2, ICON * 2),
+        QSize(ICON, ICON),
         Qt.AspectRatioMode.KeepAspectRatio,
         Qt.TransformationMode.SmoothTransformation,
     )
@@ -32,7 +32,7 @@ def word_icon(thumbnail: QPixmap | None, grid: np.ndarray, style: str, opacity: 
     aspect = base.width() / max(base.height(), 1)
     painter.drawImage(
         QRect(0, 0, base.width(), base.height()),
-        overlay_image(grid, aspect, style, min(1.0, opacity + 0.15), longest=96),
+        overlay_image(grid, aspect, style, min(1.0, opacity + 0.15), longest=64),
     )
     painter.end()
     return QIcon(canvas)
@@ -66,6 +66,11 @@ class AttentionStrip(QScrollArea):
         self._timer.setInterval(900)
         self._timer.timeout.connect(self._play_step)
         self._play_index = -1
+        self._pool: list[QToolButton] = []
+        self._shown: tuple = ()
+        self._layout.addWidget(self._hint)
+        self._layout.addWidget(self.play_button)
+        self._layout.addStretch(1)
         self.set_words([], None, None, "heat", 0.65)
 
     def set_words(
@@ -77,44 +82,49 @@ class AttentionStrip(QScrollArea):
         opacity: float,
         hint: str = "",
     ) -> None:
+        """Show one chip per word. Chips are reused (never rebuilt), and nothing is redone when
+        the same caption, map and thumbnail are shown again: this runs on every selection."""
+        usable = attention is not None and len(words) > 0 and attention.shape[0] >= len(words)
+        key = (tuple(words), id(attention), thumbnail.cacheKey() if thumbnail else 0, style, opacity,
+               hint) if usable else ("hint", hint)
+        if key == self._shown:
+            return
+        self._shown = key
         self.stop()
-        while self._layout.count():
-            widget = self._layout.takeAt(0).widget()
-            if widget is not None and widget not in (self.play_button, self._hint):
-                widget.deleteLater()
-        self.buttons = []
-        usable = attention is not None and len(words) and attention.shape[0] >= len(words)
         if not usable:
             self._hint.setText(hint or "Caption an image to see where the model looked for each word.")
-            self._layout.addWidget(self._hint)
             self._hint.show()
-            self._layout.addStretch(1)
             self.play_button.hide()
+            for button in self._pool:
+                button.hide()
+            self.buttons = []
             return
         assert attention is not None
         self._hint.hide()
-        self._layout.addWidget(self.play_button)
         self.play_button.show()
-        for index, word in enumerate(words):
-            self._layout.addWidget(
-                self._chip(index, word, word_icon(thumbnail, attention[index], style, opacity))
-            )
-        self._layout.addStretch(1)
+        while len(self._pool) < len(words):
+            self._layout.insertWidget(self._layout.count() - 1, self._chip(len(self._pool)))
+        for index, button in enumerate(self._pool):
+            if index < len(words):
+                word = words[index]
+                button.setText(word)
+                button.setIcon(word_icon(thumbnail, attention[index], style, opacity))
+                button.setToolTip(f"Where the model looked when it wrote “{word}” — click to pin")
+                button.setChecked(False)
+            button.setVisible(index < len(words))
+        self.buttons = self._pool[: len(words)]
 
-    def _chip(self, index: int, word: str, icon: QIcon) -> QToolButton:
+    def _chip(self, index: int) -> QToolButton:
         button = QToolButton()
-        button.setText(word)
-        button.setIcon(icon)
         button.setIconSize(QSize(ICON, ICON))
         button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
         button.setCheckable(True)
         button.setAutoRaise(True)
         button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        button.setToolTip(f"Where the model looked when it wrote “{word}” — click to pin")
         button.setProperty("word_index", index)
         button.installEventFilter(self)
         button.clicked.connect(lambda checked=False, i=index: self.pin_requested.emit(i if checked else -1))
-        self.buttons.append(button)
+        self._pool.append(button)
         return button
 
     def set_pinned(self, index: int) -> None:
