@@ -11,6 +11,7 @@ import importlib
 import threading
 from collections.abc import Callable
 from dataclasses import fields
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, QMimeData, QObject, QSettings, Qt, QTimer, Signal
@@ -152,7 +153,7 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         self.progress = QProgressBar()
         self.progress.setObjectName("captionProgress")
-        self.progress.setMinimumWidth(320)
+        self.progress.setMinimumWidth(380)
         self.progress.setMaximumHeight(18)
         self.progress.hide()
         self.cancel_button = QToolButton()
@@ -165,8 +166,8 @@ class MainWindow(QMainWindow):
         self.model_label.setObjectName("modelLabel")
         for widget in (self.progress, self.cancel_button):
             bar.addPermanentWidget(widget)
-        for widget in (self.speed_label, self.model_label):
-            bar.addPermanentWidget(_separated(widget))
+        for label in (self.speed_label, self.model_label):
+            bar.addPermanentWidget(_separated(label))
 
     # --- actions ---------------------------------------------------------------------------
     def _slots(self) -> dict[str, Callable[[], object]]:
@@ -186,7 +187,7 @@ class MainWindow(QMainWindow):
             "spotlight": self.toggle_spotlight, "shortcuts": self.show_shortcuts, "about": self.show_about,
         }
         for rank in range(1, 10):
-            slots[f"alt{rank}"] = lambda r=rank: page.pick_alternative(r)
+            slots[f"alt{rank}"] = partial(page.pick_alternative, rank)
         return slots
 
     def _build_actions(self) -> None:
@@ -208,12 +209,25 @@ class MainWindow(QMainWindow):
         spotlight.setChecked(self.settings.overlay_style == "spotlight")
         for title, names in MENUS:
             menu = self.menuBar().addMenu(title)
-            for name in names:
-                menu.addSeparator() if name is None else menu.addAction(self.actions_by_name[name])
+            for entry in names:
+                menu.addSeparator() if entry is None else menu.addAction(self.actions_by_name[entry])
         self._build_toolbar()
+        self._build_grid_menu()
         self.page.add_buttons([self.actions_by_name[n] for n in ("accept", "save", "caption_selected")])
         self.page.editor.passthrough = [seq for action in self.actions_by_name.values()
                                         for seq in action.shortcuts()]
+
+    def _build_grid_menu(self) -> None:
+        """Right-click on the grid: the commands that act on the selected images."""
+        grid = self.page.grid
+        grid.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        for name in ("caption_selected", "save", "revert", None, "remove"):
+            if name is None:
+                separator = QAction(grid)
+                separator.setSeparator(True)
+                grid.addAction(separator)
+            else:
+                grid.addAction(self.actions_by_name[name])
 
     def _build_toolbar(self) -> None:
         bar = QToolBar("Main")
@@ -361,7 +375,8 @@ class MainWindow(QMainWindow):
     def _on_scan_finished(self, scan: ScanWorker, paths: list[Path], added: list[ImageItem]) -> None:
         self._scans.remove(scan)
         with_captions = sum(i.saved is not None for i in added)
-        where = paths[0].name if len(paths) == 1 else f"{len(paths)} places"
+        folders = {i.path.parent for i in added} or {p if p.is_dir() else p.parent for p in paths}
+        where = next(iter(folders)).name if len(folders) == 1 else f"{len(folders)} folders"
         self.log(f"opened {len(added)} new image(s) from {where}; {with_captions} already had a caption file")
         self._update_title()
         if added and self.settings.auto_caption_on_drop and self.captioner is not None:
@@ -480,7 +495,7 @@ class MainWindow(QMainWindow):
         self.progress.setRange(0, total)
         self.progress.setValue(done)
         eta = (total - done) / rate if rate > 0 else 0
-        self.progress.setFormat(f"Captioning {done} / {total} · {rate:.1f} img/s · {eta:.0f} s left")
+        self.progress.setFormat(f"{done} / {total} captioned · {eta:.0f} s left")
         self.speed_label.setText(f"{rate:.1f} images/s")
 
     def _on_result_applied(self, item: ImageItem) -> None:

@@ -80,6 +80,7 @@ class PhotosPage(QWidget):
         self.model.rowsInserted.connect(lambda *_: self.counts_changed.emit())
         self.model.modelReset.connect(lambda: self.counts_changed.emit())
         self.model.dataChanged.connect(self._on_data_changed)
+        self.thumbnails.ready.connect(self._on_thumbnail_ready)
 
     # --- layout ---------------------------------------------------------------------------
     def _build(self) -> None:
@@ -234,6 +235,11 @@ class PhotosPage(QWidget):
         self._pinned = self._hovered = -1
         self.refresh_current()
         self.current_changed.emit(item, previous)
+
+    def _on_thumbnail_ready(self, path: object) -> None:
+        """The word strip's icons are made from the thumbnail: redo them when it arrives."""
+        if self._current is not None and self._current.path == path:
+            self._result_timer.start()
 
     def _on_data_changed(self, top: QModelIndex, bottom: QModelIndex, roles: list[int] = ()) -> None:  # type: ignore[assignment]
         if roles and list(roles) == [Qt.ItemDataRole.DecorationRole]:

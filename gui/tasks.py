@@ -39,7 +39,7 @@ class ScanWorker(Worker):
     item: list[Scanned], in chunks, so a 10,000-image folder starts filling the grid at once.
     """
 
-    chunk = 200
+    chunk = 100  # rows added per GUI-thread turn: small enough never to stall it
 
     def __init__(self, paths: list[Path], recursive: bool = True) -> None:
         super().__init__("scan")
@@ -137,7 +137,9 @@ class CaptionWorker(Worker):
                 if self.is_cancelled():
                     return
         finally:
-            results.close()  # stops the prefetch of the next batch on cancel
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()  # a generator: stops the prefetch of the next batch (or the child's run)
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,57 @@
 """The n-best list: the model's other candidate captions, with scores, one click to use one.
 
-The score is the length-normalised log-probability the beam search ranks by; exp(score) is
-shown as well, because "the model gave each word ~70 % on average" means more to a person
-than "-0.36". The caption on disk (if it differs) is listed too, so going back to it is also
-one click.
+The score is what the beam search ranks by: log-probability / (words + 1) ** 0.7. Beside
+it the list shows the average probability the model gave each word (the geometric mean,
+recovered from the score), because "about 60 % per word" means more to a person than "-1.1".
+The caption on disk (if it differs) is listed too, so going back to it is also one click.
 """
 
 from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont, QKeyEvent
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QFont, QFontMetrics, QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QWidget,
+)
+
+from captioner.search import SearchConfig
 
 TEXT_ROLE = Qt.ItemDataRole.UserRole + 1
+LENGTH_PENALTY = SearchConfig().length_penalty
+
+
+def per_word_probability(text: str, score: float) -> float:
+    """Undo the length normalisation: the mean log-probability per token (words + <end>)."""
+    tokens = len(text.split()) + 1
+    return math.exp(score * tokens ** (LENGTH_PENALTY - 1.0))
+
+
+class WrappingDelegate(QStyledItemDelegate):
+    """Candidate captions wrap to the column's width (a tree view would cut them off)."""
+
+    def __init__(self, view: QTreeWidget) -> None:
+        super().__init__(view)
+        self.view = view
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        width = max(self.view.columnWidth(index.column()) - 8, 40)
+        text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+        bounds = QFontMetrics(option.font).boundingRect(  # type: ignore[attr-defined]
+            QRect(0, 0, width, 10_000), int(Qt.TextFlag.TextWordWrap), text)
+        return QSize(width, bounds.height() + 6)
+
+    def initStyleOption(self, option: QStyleOptionViewItem,
+                        index: QModelIndex | QPersistentModelIndex) -> None:
+        super().initStyleOption(option, index)
+        option.features |= QStyleOptionViewItem.ViewItemFeature.WrapText  # type: ignore[attr-defined]
 
 
 class NBestList(QTreeWidget):
@@ -25,7 +62,9 @@ class NBestList(QTreeWidget):
         self.setColumnCount(3)
         self.setHeaderLabels(["", "Candidate caption", "Score"])
         self.setRootIsDecorated(False)
-        self.setUniformRowHeights(True)
+        self.setUniformRowHeights(False)
+        self.setWordWrap(True)  # long candidates wrap instead of being cut off
+        self.setItemDelegateForColumn(1, WrappingDelegate(self))
         self.setAlternatingRowColors(True)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.header()
@@ -33,6 +72,7 @@ class NBestList(QTreeWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.sectionResized.connect(lambda *_: self.scheduleDelayedItemsLayout())
         self.itemClicked.connect(self._on_clicked)
         self.itemActivated.connect(self._on_clicked)
 
@@ -45,15 +85,15 @@ class NBestList(QTreeWidget):
                 (
                     f"Alt+{rank}" if rank <= 9 else "",
                     text,
-                    f"{score:+.2f}  ({math.exp(score):.0%})",
-                    "mean log-probability per word (and its exponential: the average word "
-                    "probability); nearer 0 / 100 % is more confident",
+                    f"{score:+.2f}  {per_word_probability(text, score):.0%}/word",
+                    "the beam-search score (log-probability / length ** 0.7) and the average "
+                    "probability the model gave each word; higher is more confident",
                 )
             )
         if saved and saved.strip() not in texts:
             rows.append(("disk", saved, "", "the caption stored in the .txt file next to the image"))
-        for key, text, score, tip in rows:
-            row = QTreeWidgetItem(["", text, score])
+        for key, text, score_text, tip in rows:
+            row = QTreeWidgetItem(["", text, score_text])
             row.setText(0, key)
             row.setData(0, TEXT_ROLE, text)
             row.setToolTip(1, text)
@@ -68,7 +108,8 @@ class NBestList(QTreeWidget):
             self.addTopLevelItem(row)
 
     def texts(self) -> list[str]:
-        return [self.topLevelItem(i).data(0, TEXT_ROLE) for i in range(self.topLevelItemCount())]
+        rows = (self.topLevelItem(i) for i in range(self.topLevelItemCount()))
+        return [row.data(0, TEXT_ROLE) for row in rows if row is not None]
 
     def pick(self, rank: int) -> bool:
         """Use candidate number `rank` (1-based); False if there is no such candidate."""
