@@ -496,3 +496,41 @@ def test_pyside_refcount_workaround_survives_many_calls() -> None:
     for _ in range(200_000):
         probe.setObjectName("x")
     assert protected()
+
+
+# --- the caption process ---------------------------------------------------------------------------------
+def test_caption_process_matches_in_process_captions_and_stops_on_cancel(tiny_bundle: Path,
+                                                                         shapes: dict) -> None:
+    from captioner.captioner import Captioner, CaptionOptions
+    from captioner.service import CaptionService
+
+    paths = [p for p, _ in shapes["plain"][:10]] + [shapes["broken"]]
+    here = dict(Captioner(tiny_bundle, provider="cpu").caption_files(paths, CaptionOptions(), 2))
+    service = CaptionService(tiny_bundle, provider="cpu")
+    try:
+        service.wait_ready()
+        there = dict(service.caption_files(paths, CaptionOptions(), 2))
+        assert [there[p].text for p in paths[:-1]] == [here[p].text for p in paths[:-1]]
+        np.testing.assert_allclose(there[paths[0]].attention, here[paths[0]].attention, atol=1e-6)
+        assert "not an image" in there[shapes["broken"]].reason
+        seen = []
+        for path, _ in service.caption_files(paths * 4, CaptionOptions(), 2):
+            seen.append(path)
+            if len(seen) == 3:
+                service.cancel()
+        assert 3 <= len(seen) < len(paths) * 4  # stopped early, and drained cleanly:
+        assert len(list(service.caption_files(paths[:2]))) == 2  # the next run is unaffected
+    finally:
+        service.close()
+    assert not service.alive()
+
+
+def test_batches_fall_back_to_a_thread_without_the_caption_process(qtbot, make_window, monkeypatch,
+                                                                   shapes: dict) -> None:
+    monkeypatch.setenv("CAPTIONER_GUI_INPROCESS", "1")
+    window = make_window()
+    assert window.service is None
+    assert any("batches run in a thread" in line for line in window.log_pane.lines())
+    open_and_wait(qtbot, window, [p for p, _ in shapes["plain"][:6]], 6)
+    caption_all_and_wait(qtbot, window)
+    assert sum(item(window, p).caption == c for p, c in shapes["plain"][:6]) >= 5
