@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -113,8 +114,9 @@ def quality(runner: Any, split: Any) -> tuple[float, float, list[str]]:
     return 100 * scores["BLEU-4"], 100 * scores["CIDEr"], texts
 
 
-def measure(name: str, runner: Any, photos: np.ndarray, paths: list[Path], split: Any,
+def measure(name: str, runner: Any, photos: np.ndarray, paths: list[Path],
             args: argparse.Namespace) -> Row:
+    """Every speed figure of one runner (quality comes later: it does not need a quiet machine)."""
     row = Row(name)
     runner.encode(photos[:1])
     singles = []
@@ -136,12 +138,37 @@ def measure(name: str, runner: Any, photos: np.ndarray, paths: list[Path], split
     e2e_repeats = 1 if name == "torch-eager" else args.repeats
     row.e2e_beam3_ips = e2e(runner, paths, 3, e2e_repeats)
     row.e2e_greedy_ips = e2e(runner, paths, 1, e2e_repeats)
-    if split is not None:
-        row.bleu4, row.cider, texts = quality(runner, split)
-        row.notes["distinct_captions"] = len(set(texts)) / max(len(texts), 1)
     print(f"  {name}: " + json.dumps({k: round(v, 2) for k, v in asdict(row).items()
-                                      if isinstance(v, float)}), flush=True)
+                                      if isinstance(v, float) and not np.isnan(v)}), flush=True)
     return row
+
+
+class OtherLoad:
+    """How much CPU other processes took while a block ran, as a share of all cores (Linux).
+
+    Timings are only comparable on an otherwise idle machine; this says whether it was."""
+
+    def __enter__(self) -> OtherLoad:
+        self.share = float("nan")
+        self._start = self._read()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._read()
+        if self._start is not None and end is not None:
+            (busy0, own0, wall0), (busy1, own1, wall1) = self._start, end
+            cores = os.cpu_count() or 1
+            self.share = max(0.0, (busy1 - busy0) - (own1 - own0)) / max((wall1 - wall0) * cores, 1e-9)
+
+    @staticmethod
+    def _read() -> tuple[float, float, float] | None:
+        try:
+            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return busy, usage.ru_utime + usage.ru_stime, time.monotonic()
 
 
 def ensure_quantized(bundle_dir: Path, calibration: list[Path], work: Path) -> Path:
@@ -270,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     providers = choose_providers(args.provider)
     provider = "cuda" if providers[0].startswith("CUDA") else "cpu"
     rows: list[Row] = []
+    runners: list[tuple[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         calibration = splits["train"].paths[:: max(1, len(splits["train"]) // 200)][:200]
         bundle_dir = ensure_quantized(args.bundle, calibration, Path(tmp))
@@ -280,18 +308,31 @@ def main(argv: list[str] | None = None) -> None:
         if not args.no_eager and checkpoint.is_file():
             from bench.eager import TorchCaptioner
 
-            eager = TorchCaptioner(checkpoint, bundle, device="cuda" if provider == "cuda" else "cpu")
-            rows.append(measure("torch-eager", eager, photos, paths, split, args))
-            del eager
+            device = "cuda" if provider == "cuda" else "cpu"
+            runners.append(("torch-eager", TorchCaptioner(checkpoint, bundle, device=device)))
         elif not args.no_eager:
             print(f"no checkpoint at {checkpoint}: no PyTorch eager row", flush=True)
         auto = Captioner(bundle, provider=args.provider).variant
         for variant in args.variants or list(bundle.manifest.variants):
-            cap = Captioner(bundle, provider=args.provider, variant=variant, encoder_threads=args.threads)
-            rows.append(measure(f"ort-{variant}", cap, photos, paths, split, args))
+            runners.append((f"ort-{variant}", Captioner(bundle, provider=args.provider, variant=variant,
+                                                        encoder_threads=args.threads)))
+        print("speed (all rows first, back to back):", flush=True)
+        with OtherLoad() as speed_load:
+            rows = [measure(name, runner, photos, paths, args) for name, runner in runners]
+        if split is not None:
+            print("quality:", flush=True)
+            for row, (_, runner) in zip(rows, runners, strict=True):
+                row.bleu4, row.cider, texts = quality(runner, split)
+                row.notes["distinct_captions"] = len(set(texts)) / max(len(texts), 1)
+                print(f"  {row.name}: BLEU-4 {row.bleu4:.2f}  CIDEr {row.cider:.2f}", flush=True)
+        del runners
         swept = args.sweep_variant or fastest_keeping_quality(rows) or auto
-        sweep_rows = (sweep(bundle_dir, swept, args.provider, paths, args.threads, args.repeats)
-                      if args.sweep else [])
+        sweep_rows: list[dict[str, Any]] = []
+        with OtherLoad() as sweep_load:
+            if args.sweep:
+                sweep_rows = sweep(bundle_dir, swept, args.provider, paths, args.threads, args.repeats)
+    info["other_load_during_speed"] = round(speed_load.share, 3)
+    info["other_load_during_sweep"] = round(sweep_load.share, 3) if args.sweep else None
     ref = rows[0]
     report = [
         f"- machine: {info.get('cpu')}, {info['cores']} cores ({args.threads} threads used), "
@@ -300,9 +341,13 @@ def main(argv: list[str] | None = None) -> None:
         "- command: `python -m bench.speed " + " ".join(argv if argv is not None else sys.argv[1:]) + "`",
         f"- bundle {args.bundle} ('auto' on {provider} = {auto}); {len(paths)} photos end to end "
         f"(beam 3 and greedy, batches of {BATCH}); quality on {info['quality_images']} test images "
-        "at beam 3", "", table(rows, ref)]
+        "at beam 3",
+        f"- other processes took {100 * speed_load.share:.1f}% of the CPU while the speed figures "
+        "were measured" + (" (disturbed: rerun on an idle machine)" if speed_load.share > 0.05 else ""),
+        "", table(rows, ref)]
     if sweep_rows:
-        report += ["", f"Session options, ort-{swept}, end-to-end beam-3 images/s:", "",
+        report += ["", f"Session options, ort-{swept}, end-to-end beam-3 images/s (other processes: "
+                   f"{100 * sweep_load.share:.1f}% of the CPU):", "",
                    "| encoder threads | decoder threads | decoder spinning | pipelined encoding | img/s |",
                    "|---|---|---|---|---|"]
         report += [f"| {e['encoder_threads']} | {e['decoder_threads']} | {'on' if e['spinning'] else 'off'} "
