@@ -64,7 +64,7 @@ class PhotosPage(QWidget):
         self.proxy = ImageFilter(self)
         self.proxy.setSourceModel(self.model)
         self.history = CaptionHistory(self._apply_caption, self)
-        self._previews = ImageLoader(PREVIEW_PX, threads=1, parent=self)
+        self._previews = ImageLoader(PREVIEW_PX, threads=1, batch=2, parent=self)
         self._previews.loaded.connect(self._on_preview_loaded)
         self._previews.failed.connect(self._on_preview_failed)
         self._preview_cache: OrderedDict = OrderedDict()

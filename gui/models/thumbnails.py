@@ -15,7 +15,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QObject, QRunnable, QSize, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QSize, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QImage, QImageIOHandler, QImageReader, QPixmap
 
 from captioner.errors import CaptionerError
@@ -73,41 +73,58 @@ def load_scaled(path: Path, longest: int, box: tuple[int, int] | None = None) ->
 
 class _Signals(QObject):
     done = Signal(str, object)  # path, QImage | str (the error reason)
+    job_done = Signal(object)  # the _LoadJob
 
 
 class _LoadJob(QRunnable):
-    def __init__(self, path: Path, longest: int, box: tuple[int, int] | None, signals: _Signals) -> None:
+    """Loads a few images in turn. Batches keep QThreadPool.start() calls rare: each one hands
+    the GIL to a pool thread, and the GUI thread then waits a switch interval to get it back."""
+
+    def __init__(self, paths: list[Path], longest: int, box: tuple[int, int] | None,
+                 signals: _Signals) -> None:
         super().__init__()
-        self.path, self.longest, self.box, self.signals = path, longest, box, signals
+        self.paths, self.longest, self.box, self.signals = paths, longest, box, signals
 
     def run(self) -> None:
-        try:
-            result: QImage | str = load_scaled(self.path, self.longest, self.box)
-        except CaptionerError as exc:
-            result = getattr(exc, "reason", str(exc))
-        except Exception as exc:  # noqa: BLE001 - never let a decoder bug kill a pool thread
-            result = f"cannot show this image ({exc})"
-        self.signals.done.emit(str(self.path), result)
+        for path in self.paths:
+            try:
+                result: QImage | str = load_scaled(path, self.longest, self.box)
+            except CaptionerError as exc:
+                result = getattr(exc, "reason", str(exc))
+            except Exception as exc:  # noqa: BLE001 - never let a decoder bug kill a pool thread
+                result = f"cannot show this image ({exc})"
+            self.signals.done.emit(str(path), result)
+        self.signals.job_done.emit(self)
 
 
 class ImageLoader(QObject):
-    """Loads scaled images in a small thread pool, LIFO, at most one request per path."""
+    """Loads scaled images in a small thread pool, LIFO, at most one request per path.
+
+    Requests made while painting are only collected; they are dispatched on the next loop turn,
+    in batches of up to `batch` images per job.
+    """
 
     loaded = Signal(object, QImage)  # path, image
     failed = Signal(object, str)  # path, reason
 
-    def __init__(self, longest: int, threads: int = 2, parent: QObject | None = None) -> None:
+    def __init__(self, longest: int, threads: int = 2, batch: int = 6, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.longest = longest
+        self.longest, self.batch = longest, batch
         self.box: tuple[int, int] | None = None  # fit images to this size (the preview's)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(max(1, threads))
         self._pool.setExpiryTimeout(-1)  # keep the few threads: starting one costs milliseconds
         self._signals = _Signals(self)
         self._signals.done.connect(self._on_done)
+        self._signals.job_done.connect(self._on_job_done)
         self._stack: list[Path] = []
         self._queued: set[Path] = set()
-        self._running: dict[Path, _LoadJob] = {}
+        self._running: set[Path] = set()
+        self._jobs: set[_LoadJob] = set()
+        self._later = QTimer(self)
+        self._later.setSingleShot(True)
+        self._later.setInterval(0)
+        self._later.timeout.connect(self._dispatch)
 
     def request(self, path: Path) -> None:
         if path in self._running:
@@ -116,7 +133,8 @@ class ImageLoader(QObject):
             self._stack.remove(path)  # move to the top: it was asked for again, so it is visible
         self._queued.add(path)
         self._stack.append(path)
-        self._dispatch()
+        if not self._later.isActive():
+            self._later.start()
 
     def forget(self) -> None:
         """Drop queued requests (the list was cleared); running ones finish and are ignored."""
@@ -127,21 +145,25 @@ class ImageLoader(QObject):
         return len(self._stack) + len(self._running)
 
     def _dispatch(self) -> None:
-        while self._stack and len(self._running) < self._pool.maxThreadCount():
-            path = self._stack.pop()
-            self._queued.discard(path)
-            job = _LoadJob(path, self.longest, self.box, self._signals)
-            job.setAutoDelete(False)  # Python keeps it in _running until it reports back
-            self._running[path] = job
+        while self._stack and len(self._jobs) < self._pool.maxThreadCount():
+            paths = [self._stack.pop() for _ in range(min(self.batch, len(self._stack)))]
+            self._queued.difference_update(paths)
+            self._running.update(paths)
+            job = _LoadJob(paths, self.longest, self.box, self._signals)
+            job.setAutoDelete(False)  # Python keeps it in _jobs until it reports back
+            self._jobs.add(job)
             self._pool.start(job)
 
     def _on_done(self, path_text: str, result: object) -> None:
         path = Path(path_text)
-        self._running.pop(path, None)
+        self._running.discard(path)
         if isinstance(result, QImage):
             self.loaded.emit(path, result)
         else:
             self.failed.emit(path, str(result))
+
+    def _on_job_done(self, job: _LoadJob) -> None:
+        self._jobs.discard(job)
         self._dispatch()
 
     def shutdown(self) -> None:
