@@ -16,16 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QCheckBox, QPlainTextEdit, QPushButton, QWidget
+from PySide6.QtWidgets import QApplication, QWidget
 
 from captioner.writers import read_sidecar
 from gui.dialogs.settings_dialog import SettingsDialog
 from gui.main_window import MainWindow
 from gui.models.items import Source, Status
 from gui.settings import AppSettings, settings_store
+from tests.qt_helpers import DialogAnswerer
 from tests.synthetic import make_shapes_folder
 
 pytestmark = pytest.mark.gui
@@ -46,41 +47,6 @@ def drop_files(window: MainWindow, target: QWidget, paths: list[Path]) -> None:
     QApplication.sendEvent(handle, enter)
     assert enter.isAccepted(), "the drag was refused"
     QApplication.sendEvent(handle, QDropEvent(pos, actions, mime, buttons, mods))
-
-
-def _widget_text(widget: QWidget) -> str:
-    if isinstance(widget, QPlainTextEdit):
-        return widget.toPlainText()
-    text = getattr(widget, "text", None)
-    return text() if callable(text) and isinstance(text(), str) else ""
-
-
-class DialogAnswerer:
-    """Clicks buttons of the modal overwrite dialogs as they appear, in order."""
-
-    def __init__(self, answers: list[tuple[str, bool]]) -> None:
-        self.answers = list(answers)
-        self.seen: list[str] = []
-        self.timer = QTimer()
-        self.timer.setInterval(20)
-        self.timer.timeout.connect(self._poll)
-        self.timer.start()
-
-    def _poll(self) -> None:
-        dialog = QApplication.activeModalWidget()
-        if dialog is None or dialog.objectName() != "overwriteDialog" or not self.answers:
-            return
-        button_name, remember = self.answers.pop(0)
-        self.seen.append(" | ".join(_widget_text(w) for w in dialog.findChildren(QWidget)))
-        box = dialog.findChild(QCheckBox, "remember")
-        if box is not None:
-            box.setChecked(remember)
-        button = dialog.findChild(QPushButton, button_name)
-        assert button is not None, f"no {button_name!r} button in {dialog.windowTitle()}"
-        button.click()
-
-    def done(self) -> bool:
-        return not self.answers
 
 
 @pytest.fixture

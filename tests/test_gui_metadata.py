@@ -17,47 +17,17 @@ pytest.importorskip("pytestqt")
 pytest.importorskip("exiv2")
 
 from PIL import Image  # noqa: E402
-from PySide6.QtCore import QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication, QCheckBox, QLabel, QPushButton, QWidget  # noqa: E402
 
 from captioner.metadata import ALT_TEXT, DESCRIPTION, ExistingText, read_alt_text, write_alt_text  # noqa: E402
 from gui.controllers.metadata import ACTION_NAME, AltTextController, AltTextRun  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from gui.models.items import Source  # noqa: E402
 from gui.settings import AppSettings, settings_store  # noqa: E402
+from tests.qt_helpers import DialogAnswerer
 from tests.synthetic import make_shapes_folder  # noqa: E402
 
 pytestmark = pytest.mark.gui
 TIMEOUT = 30_000
-
-
-class DialogAnswerer:
-    """Clicks buttons of the modal overwrite dialogs as they appear, in order."""
-
-    def __init__(self, answers: list[tuple[str, bool]]) -> None:
-        self.answers = list(answers)
-        self.seen: list[str] = []
-        self.timer = QTimer()
-        self.timer.setInterval(20)
-        self.timer.timeout.connect(self._poll)
-        self.timer.start()
-
-    def _poll(self) -> None:
-        dialog = QApplication.activeModalWidget()
-        if dialog is None or dialog.objectName() != "overwriteDialog" or not self.answers:
-            return
-        button_name, remember = self.answers.pop(0)
-        texts = [w.text() for w in dialog.findChildren(QWidget) if isinstance(w, QLabel | QCheckBox)]
-        self.seen.append(dialog.windowTitle() + " | " + " | ".join(texts))
-        box = dialog.findChild(QCheckBox, "remember")
-        if box is not None:
-            box.setChecked(remember)
-        button = dialog.findChild(QPushButton, button_name)
-        assert button is not None, f"no {button_name!r} button in {dialog.windowTitle()}"
-        button.click()
-
-    def stop(self) -> None:
-        self.timer.stop()
 
 
 def pixel_hash(path: Path) -> str:
