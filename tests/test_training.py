@@ -15,7 +15,7 @@ from captioner.images import load_image, preprocess
 from tests.synthetic import make_shapes_folder
 from training.data import TokenBatches, coco_splits, flickr_splits, sidecar_splits
 from training.encoders import available_encoders, get_encoder, imagenet_categories
-from training.model import CaptionDecoder, DecoderConfig, packed_targets
+from training.model import CaptionDecoder, DecoderConfig, packed_targets, sample_decode
 
 ROOT = Path(__file__).resolve().parent.parent
 DOG_PHOTO = "101654506_8eb26cfb60.jpg"  # Flickr8k: "a dog runs through the snow" (a whippet-like dog)
@@ -78,6 +78,48 @@ def test_teacher_forcing_decodes_only_active_rows() -> None:
     torch.nn.functional.cross_entropy(logits, targets).backward()
     assert all(p.grad is not None for p in model.parameters())
     torch.testing.assert_close(alpha_sum.sum(1), steps.float())
+
+
+def test_sampled_log_probs_match_teacher_forcing() -> None:
+    """SCST's log-probabilities are those of the sampled captions under the model, per token."""
+    torch.manual_seed(0)
+    cfg = DecoderConfig(vocab_size=9, feature_dim=8, grid_size=4, embed_dim=16, hidden_size=16,
+                        attention_dim=8, dropout=0.0)
+    model = CaptionDecoder(cfg).eval()
+    grid = torch.randn(3, 4, 8)
+    tokens, logprob, counts = sample_decode(model, grid, start_id=1, end_id=2, max_length=6, n=4,
+                                            banned=[0, 1])
+    assert tokens.shape[0] == 12 and not bool((tokens == 1).any())
+    for row in range(12):
+        seq = tokens[row].tolist()
+        length = seq.index(2) + 1 if 2 in seq else len(seq)
+        assert counts[row] == length and all(t == 0 for t in seq[length:])
+        caption = torch.tensor([[1, *seq[:length]]])
+        logits, _, _ = model(grid[row // 4: row // 4 + 1], caption, torch.tensor([length + 1]))
+        logp = torch.log_softmax(logits.index_fill(1, torch.tensor([0, 1]), -1e9), dim=1)
+        expected = logp.gather(1, caption[0, 1:, None]).sum()
+        torch.testing.assert_close(logprob[row], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_scst_follows_cross_entropy_after_resume(tmp_path: Path) -> None:
+    """Cross-entropy, then a resumed run goes on with SCST from the best checkpoint."""
+    from training.train import get_args_parser, main
+
+    make_shapes_folder(tmp_path / "data", per_class=4, seed=3)
+    base = ["--dataset", "sidecar", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "b"),
+            "--workdir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
+            "--encoder", "efficientnet_lite0", "--views", "1", "--epochs", "3", "--batch-size", "8",
+            "--lr", "3e-3", "--embed-dim", "32", "--hidden-size", "32", "--attention-dim", "16",
+            "--min-count", "1", "--max-length", "6", "--no-export", "--no-progress",
+            "--scst-batch", "8", "--scst-samples", "3"]
+    main(get_args_parser().parse_args(base))
+    main(get_args_parser().parse_args([*base, "--resume", "--scst-epochs", "2"]))
+    with open(tmp_path / "run" / "log.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(int(r["epoch"]), r["stage"]) for r in rows] == [
+        (1, "xe"), (2, "xe"), (3, "xe"), (4, "scst"), (5, "scst")]
+    assert all(0.0 < float(r["sample_reward"]) <= 10.0 for r in rows[3:])
+    assert float(rows[3]["lr"]) == pytest.approx(2e-5)
 
 
 def test_token_batches_cover_every_caption_once(tmp_path: Path) -> None:

@@ -131,25 +131,32 @@ def greedy_decode(
 def sample_decode(
     model: CaptionDecoder, grid: torch.Tensor, start_id: int, end_id: int, max_length: int,
     n: int, banned: list[int] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw n captions per image (for SCST): tokens (B*n, L) and their summed log-probs."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Draw n captions per image (for SCST).
+
+    Returns tokens (B*n, L), each row's summed log-probability, and its token count (words
+    plus <end>), so the loss can be normalised per token rather than per caption.
+    """
     feats, keys, h, c = model.encode(grid)
     feats, keys, h, c = (x.repeat_interleave(n, dim=0) for x in (feats, keys, h, c))
     rows = feats.shape[0]
     token = torch.full((rows,), start_id, dtype=torch.long)
     done = torch.zeros(rows, dtype=torch.bool)
-    logprob = feats.new_zeros(rows)
+    logprob = grid.new_zeros(rows, dtype=torch.float32)
+    counts = torch.zeros(rows)
     tokens = []
     for _ in range(max_length):
         logits, h, c, _ = model.step(token, h, c, feats, keys)
-        logp = torch.log_softmax(logits.float(), dim=1)
-        if banned:  # out of place: autograd still needs the log-softmax output
-            logp = logp.index_fill(1, torch.tensor(banned), -1e9)
-        token = torch.multinomial(logp.exp(), 1).squeeze(1)
+        logits = logits.float()
+        if banned:  # the policy never emits these: renormalise over the rest
+            logits = logits.index_fill(1, torch.tensor(banned), -1e9)
+        logp = torch.log_softmax(logits, dim=1)
+        token = torch.multinomial(logp.detach().exp(), 1).squeeze(1)
         token = torch.where(done, torch.zeros_like(token), token)
         logprob = logprob + torch.where(done, 0.0, logp.gather(1, token[:, None]).squeeze(1))
+        counts = counts + (~done).float()
         tokens.append(token)
         done = done | (token == end_id)
         if bool(done.all()):
             break
-    return torch.stack(tokens, dim=1), logprob
+    return torch.stack(tokens, dim=1), logprob, counts
