@@ -21,7 +21,15 @@ from captioner.captioner import Captioner, CaptionOptions, CaptionResult
 from captioner.errors import CaptionerError
 from captioner.files import find_images
 from captioner.metadata import ExistingText, read_alt_text, write_alt_text
-from captioner.writers import CaptionRecord, Outcome, sidecar_path, write_csv, write_json, write_sidecar
+from captioner.writers import (
+    CaptionRecord,
+    Outcome,
+    shared_sidecar_reason,
+    sidecar_path,
+    write_csv,
+    write_json,
+    write_sidecar,
+)
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "default"
 
@@ -169,8 +177,7 @@ def run_caption(args: argparse.Namespace) -> int:
         if args.sidecar:
             target = sidecar_path(path)
             if target in claimed:  # photo.jpg and photo.png share photo.txt: the first keeps it
-                reason = (f"{target.name} already holds the caption of {claimed[target].name} "
-                          "(same name, other extension); not written")
+                reason = shared_sidecar_reason(path, claimed[target])
                 failures.append((path, reason))
                 message(f"error: {shown(path)}: {reason}")
                 continue

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+MAX_REASON = 160  # characters of a library's message kept in a reason
+
+
+def detail(exc: BaseException) -> str:
+    """A library's message as part of a one-line reason: one line, printable, not too long."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+
 
 class CaptionerError(Exception):
     """Base class: anything the core refuses, with a message fit for a status line."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from captioner.errors import ImageLoadError
+from captioner.errors import ImageLoadError, detail
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".jfif", ".ppm"}
@@ -27,7 +27,6 @@ IMAGE_EXTENSIONS = frozenset(
 # are rarely needed and often fragile (EPS would even start Ghostscript).
 IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "WEBP", "BMP", "DIB", "PPM", "AVIF")
 MAX_PIXELS = 100_000_000  # more decoded pixels than this are refused as probable bombs
-MAX_REASON = 160  # characters of a library's message kept in a reason
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,9 @@ def load_image(path: str | Path, draft_size: int | None = None) -> Image.Image:
     except ImageLoadError:
         raise
     except FileNotFoundError:
-        raise ImageLoadError(path, "file not found") from None
+        link = Path(path).is_symlink()
+        gone = "broken symbolic link (its target does not exist)" if link else "file not found"
+        raise ImageLoadError(path, gone) from None
     except IsADirectoryError:
         raise ImageLoadError(path, "is a folder, not an image") from None
     except PermissionError:
@@ -95,12 +96,12 @@ def load_image(path: str | Path, draft_size: int | None = None) -> Image.Image:
         if exc.errno == errno.ELOOP:
             raise ImageLoadError(path, "symbolic link loop (the link leads back to itself)") from None
         if exc.errno is not None:  # the system could not read it (a failing disk, a lost share)
-            raise ImageLoadError(path, f"cannot read file ({exc.strerror or _detail(exc)})") from None
-        raise ImageLoadError(path, f"broken or truncated image ({_detail(exc)})") from None
+            raise ImageLoadError(path, f"cannot read file ({exc.strerror or detail(exc)})") from None
+        raise ImageLoadError(path, f"broken or truncated image ({detail(exc)})") from None
     except (ValueError, SyntaxError, EOFError) as exc:
-        raise ImageLoadError(path, f"broken or truncated image ({_detail(exc)})") from None
+        raise ImageLoadError(path, f"broken or truncated image ({detail(exc)})") from None
     except Exception as exc:  # a decoder's internal error on malformed data: never a crash
-        raise ImageLoadError(path, f"cannot decode image ({type(exc).__name__}: {_detail(exc)})") from None
+        raise ImageLoadError(path, f"cannot decode image ({type(exc).__name__}: {detail(exc)})") from None
 
 
 def _upright(img: Image.Image) -> Image.Image:
@@ -111,13 +112,6 @@ def _upright(img: Image.Image) -> Image.Image:
             ZeroDivisionError, AttributeError, struct.error):
         return img
     return upright if upright is not None else img
-
-
-def _detail(exc: BaseException) -> str:
-    """A library's message as part of a one-line reason: one line, printable, not too long."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    text = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

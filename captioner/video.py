@@ -28,7 +28,7 @@ import av
 import av.filter
 from PIL import Image
 
-from captioner.errors import VideoError
+from captioner.errors import VideoError, detail
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg",
                               ".ts", ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"})
@@ -184,6 +184,8 @@ class VideoReader:
             kind = "audio only" if self.container.streams.audio else "no streams it can show"
             raise VideoError(self.path, f"no video stream ({kind})")
         stream = videos[0]
+        if stream.codec_context is None:  # a codec libav does not know (or a damaged header)
+            raise VideoError(self.path, "unknown video codec: this stream cannot be decoded")
         stream.thread_type = "AUTO"  # frame + slice threads
         stream.codec_context.thread_count = 0
         return stream
@@ -224,14 +226,17 @@ class VideoReader:
         """buffer -> scale (area) [-> scdet] -> sink: scaling and scene scores inside libav."""
         graph = av.filter.Graph()
         width, height = self._scaled_size()
-        nodes = [graph.add_buffer(template=self.stream),
-                 graph.add("scale", f"{width}:{height}:flags=area")]
-        if self.options.scenes:
-            nodes.append(graph.add("scdet", f"threshold={self.options.threshold}"))
-        nodes.append(graph.add("buffersink"))
-        for a, b in zip(nodes, nodes[1:], strict=False):
-            a.link_to(b)
-        graph.configure()
+        try:  # a damaged stream may lack a pixel format or size: say so, never a traceback
+            nodes = [graph.add_buffer(template=self.stream),
+                     graph.add("scale", f"{width}:{height}:flags=area")]
+            if self.options.scenes:
+                nodes.append(graph.add("scdet", f"threshold={self.options.threshold}"))
+            nodes.append(graph.add("buffersink"))
+            for a, b in zip(nodes, nodes[1:], strict=False):
+                a.link_to(b)
+            graph.configure()
+        except (ValueError, TypeError, av.FFmpegError) as exc:
+            raise VideoError(self.path, f"the video stream cannot be decoded ({detail(exc)})") from None
         return graph
 
     def _decoded(self, stop: threading.Event | None) -> Iterator[av.VideoFrame]:

@@ -138,6 +138,12 @@ def sidecar_path(image: Path) -> Path:
     return Path(image).with_suffix(".txt")
 
 
+def shared_sidecar_reason(image: Path, owner: Path) -> str:
+    """Why `image` gets no sidecar: photo.jpg and photo.png share photo.txt; the first keeps it."""
+    return (f"{sidecar_path(image).name} already holds the caption of {owner.name} "
+            "(same name, other extension); not written")
+
+
 def read_sidecar(image: Path) -> str | None:
     """The caption stored next to an image, or None if there is none (or it is unreadable)."""
     path = sidecar_path(image)

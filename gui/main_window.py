@@ -266,10 +266,12 @@ class MainWindow(QMainWindow):
         """Load the bundle in the background; the window stays usable without a model."""
         path = Path(bundle) if bundle is not None else self.settings.bundle_path()
         if not (path / "manifest.json").is_file():
-            self.captioner = None
-            self._set_model_state(
-                "none", f"No model loaded — open a bundle. (There is no model bundle at {path}.)"
-            )
+            reason = (f"model bundle not found: {path}" if not path.exists()
+                      else f"{path} has no manifest.json")
+            if not self._keep_working_model(reason):
+                self._set_model_state(
+                    "none", f"No model loaded — open a bundle. (There is no model bundle at {path}.)"
+                )
             return
         if self.captions.is_running():
             self.log("stopping the running batch to switch models", "warning")
@@ -290,6 +292,7 @@ class MainWindow(QMainWindow):
         self._retire(self.service)
         self.service = loaded.service
         where = "in a separate process" if loaded.service else "in a thread"
+        self._remember_bundle(Path(worker.bundle))
         self.log(f"model {captioner.name} loaded from {worker.bundle} ({captioner.provider.upper()}, "
                  f"{captioner.variant}); batches run {where}")
         if loaded.note:
@@ -299,11 +302,30 @@ class MainWindow(QMainWindow):
     def _on_model_failed(self, worker: ModelLoadWorker, text: str) -> None:
         if worker is not self._model_worker:
             return
-        self.captioner = None
+        if self._keep_working_model(text):
+            return
         self._retire(self.service)
         self.service = None
         self.log(f"model not loaded: {text}", "error")
         self._set_model_state("error", f"No model loaded — the bundle could not be used: {text}")
+
+    def _remember_bundle(self, bundle: Path) -> None:
+        if self.settings.bundle_path().resolve() != bundle.resolve():
+            self.settings.bundle_dir = str(bundle)
+            self.settings.save(self.store)
+
+    def _keep_working_model(self, reason: str) -> bool:
+        """A bundle that cannot be used does not take away the model that works."""
+        self._model_worker = None
+        if self.captioner is None:
+            return False
+        root = getattr(self.captioner.bundle, "root", None)
+        if root is not None:  # the settings keep naming the bundle in use
+            self._remember_bundle(Path(root))
+        self.log(f"model not loaded: {reason} — still using {self.captioner.name}", "error")
+        self.statusBar().showMessage(f"Model not loaded: {reason}", 10_000)
+        self._set_model_state("ready", "")
+        return True
 
     def _retire(self, service: CaptionService | None) -> None:
         """Close a caption process that is no longer wanted, once no batch is reading from it."""
@@ -344,9 +366,7 @@ class MainWindow(QMainWindow):
             if not chosen:
                 return
             folder = Path(chosen)
-        self.settings.bundle_dir = str(folder)
-        self.settings.save(self.store)
-        self.load_model(folder)
+        self.load_model(folder)  # remembered in the settings once it has loaded
 
     # --- opening images ----------------------------------------------------------------------
     def open_paths(self, paths: list[Path]) -> ScanWorker | None:

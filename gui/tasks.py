@@ -17,6 +17,7 @@ from typing import Protocol
 from captioner.captioner import Captioner, CaptionOptions, CaptionResult
 from captioner.errors import CaptionerError, WriteError
 from captioner.files import find_images
+from captioner.images import is_image_path
 from captioner.service import CaptionService
 from captioner.writers import Outcome, read_sidecar, write_sidecar
 from gui.workers import Worker
@@ -31,6 +32,7 @@ class Scanned:
 
     path: Path
     sidecar: str | None
+    error: str = ""  # an image-named path that cannot be used (a link loop): listed, flagged
 
 
 class ScanWorker(Worker):
@@ -50,8 +52,10 @@ class ScanWorker(Worker):
         for skipped in set(self.paths) - set(named):
             self.log(f"skipped {skipped.name}: a video (open videos in the Video tab)")
         found = find_images(named, recursive=self.recursive)
+        flagged = [Scanned(p, None, reason) for p, reason in found.problems if is_image_path(p)]
         for path, reason in found.problems:
-            self.log(f"{path}: {reason}")
+            if not is_image_path(path):  # a folder that cannot be read: said in the log only
+                self.log(f"{path}: {reason}")
         total = len(found.images)
         for start in range(0, total, self.chunk):
             if self.is_cancelled():
@@ -59,6 +63,8 @@ class ScanWorker(Worker):
             chunk = found.images[start : start + self.chunk]
             self.emit_item([Scanned(p, read_sidecar(p)) for p in chunk])
             self.report(start + len(chunk), total)
+        if flagged:
+            self.emit_item(flagged)
 
 
 @dataclass

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QCheckBox, QPlainTextEdit, QPushButton, QWidget
 
@@ -11,6 +14,30 @@ def widget_text(widget: QWidget) -> str:
         return widget.toPlainText()
     text = getattr(widget, "text", None)
     return text() if callable(text) and isinstance(text(), str) else ""
+
+
+WINDOW_TIMEOUT = 30_000
+
+
+def build_window(qtbot: Any, settings_file: Path, bundle: Path | None, wait: bool = True,
+                 **settings: object) -> Any:
+    """The real main window with its own settings file, shown; with `wait`, once the model
+    is ready. The caller shuts its caption service down (`window.captions.shutdown()`)."""
+    from gui.main_window import MainWindow
+    from gui.settings import AppSettings, settings_store
+
+    store = settings_store(settings_file)
+    settings.setdefault("batch_size", 4)
+    values = AppSettings(bundle_dir=str(bundle) if bundle else "", **settings)  # type: ignore[arg-type]
+    values.save(store)
+    window = MainWindow(store)
+    window.confirm_close = False
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    if wait and bundle is not None:
+        qtbot.waitUntil(lambda: window.model_state == "ready", timeout=WINDOW_TIMEOUT)
+    return window
 
 
 class DialogAnswerer:

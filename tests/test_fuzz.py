@@ -37,14 +37,6 @@ LONG = FUZZ_SECONDS > 0
 IMAGE_EXAMPLES = int(os.environ.get("CAPTIONER_FUZZ_IMAGE_EXAMPLES", "2000" if LONG else "1500"))
 VIDEO_EXAMPLES = int(os.environ.get("CAPTIONER_FUZZ_VIDEO_EXAMPLES", "1000" if LONG else "500"))
 
-# Found by this fuzzer, in captioner/video.py (not this suite's to fix): a damaged stream whose
-# codec libav does not know leaves `stream.codec_context` None (AttributeError in
-# _video_stream), and one with no pixel format makes the filter graph raise ValueError
-# ("missing format") in _graph. Both escape VideoReader as non-VideoError exceptions and stop a
-# `captioner video` batch. strict: once they are fixed this test passes and the mark must go.
-VIDEO_READER_BUGS = pytest.mark.xfail(
-    strict=True, reason="video.py lets AttributeError/ValueError escape on damaged streams")
-
 
 def fuzz_settings(examples: int) -> settings:
     return settings(max_examples=examples, deadline=None, database=None, derandomize=not LONG,
@@ -146,7 +138,6 @@ def test_fuzz_image_loader() -> None:
         bounded(one)
 
 
-@VIDEO_READER_BUGS
 def test_fuzz_video_reader(tmp_path: Path) -> None:
     video = pytest.importorskip("captioner.video")
     seeds = video_seeds(tmp_path)

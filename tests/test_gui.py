@@ -25,8 +25,7 @@ from captioner.writers import read_sidecar
 from gui.dialogs.settings_dialog import SettingsDialog
 from gui.main_window import MainWindow
 from gui.models.items import Source, Status
-from gui.settings import AppSettings, settings_store
-from tests.qt_helpers import DialogAnswerer
+from tests.qt_helpers import DialogAnswerer, build_window
 from tests.synthetic import make_shapes_folder
 
 pytestmark = pytest.mark.gui
@@ -55,17 +54,8 @@ def make_window(qtbot, tiny_bundle: Path, tmp_path: Path) -> Iterator:
     windows: list[MainWindow] = []
 
     def build(bundle: Path | None = tiny_bundle, wait: bool = True, **settings: object) -> MainWindow:
-        store = settings_store(tmp_path / f"settings{len(windows)}.ini")
-        settings.setdefault("batch_size", 4)
-        values = AppSettings(bundle_dir=str(bundle) if bundle else "", **settings)  # type: ignore[arg-type]
-        values.save(store)
-        window = MainWindow(store)
-        window.confirm_close = False
-        qtbot.addWidget(window)
-        window.show()
-        qtbot.waitExposed(window)
-        if wait and bundle == tiny_bundle:
-            qtbot.waitUntil(lambda: window.model_state == "ready", timeout=TIMEOUT)
+        window = build_window(qtbot, tmp_path / f"settings{len(windows)}.ini", bundle,
+                              wait=wait and bundle == tiny_bundle, **settings)
         windows.append(window)
         return window
 

@@ -22,8 +22,7 @@ from captioner.metadata import ALT_TEXT, DESCRIPTION, ExistingText, read_alt_tex
 from gui.controllers.metadata import ACTION_NAME, AltTextController, AltTextRun  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from gui.models.items import Source  # noqa: E402
-from gui.settings import AppSettings, settings_store  # noqa: E402
-from tests.qt_helpers import DialogAnswerer
+from tests.qt_helpers import DialogAnswerer, build_window
 from tests.synthetic import make_shapes_folder  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -45,14 +44,7 @@ def pillow_alt_text(path: Path) -> bool:
 
 @pytest.fixture
 def window(qtbot, tmp_path: Path, tiny_bundle: Path) -> Iterator[MainWindow]:
-    store = settings_store(tmp_path / "settings.ini")
-    AppSettings(bundle_dir=str(tiny_bundle), batch_size=4).save(store)  # type: ignore[call-arg]
-    win = MainWindow(store)
-    win.confirm_close = False
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    qtbot.waitUntil(lambda: win.model_state == "ready", timeout=TIMEOUT)
+    win = build_window(qtbot, tmp_path / "settings.ini", tiny_bundle)
     yield win
     win.captions.shutdown()
 

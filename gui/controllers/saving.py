@@ -15,7 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
-from captioner.writers import read_sidecar, sidecar_path
+from captioner.writers import read_sidecar, shared_sidecar_reason, sidecar_path
 from gui.dialogs.overwrite import BatchOverwriteDialog, Choice, FileOverwriteDialog
 from gui.models.image_list import ImageListModel
 from gui.models.items import ImageItem
@@ -106,7 +106,12 @@ class SaveController(QObject):
     def _plan(self, items: list[ImageItem], policy: OverwritePolicy) -> _Plan:
         jobs: list[SaveJob] = []
         conflicts: list[tuple[ImageItem, str]] = []
+        owners = self._sidecar_owners()
         for item in items:
+            owner = owners.get(sidecar_path(item.path), item)
+            if owner is not item:  # photo.png after photo.jpg: never take photo.jpg's file
+                self._not_saved(item, shared_sidecar_reason(item.path, owner.path))
+                continue
             new = item.caption.strip()
             if not sidecar_path(item.path).exists():
                 jobs.append(SaveJob(item.path, new, overwrite=False))
@@ -149,11 +154,22 @@ class SaveController(QObject):
         if outcome.written:
             self._mark_saved(item, outcome.job.text)
             item.written = outcome.job.text
+            self.model.changed(item)
         else:
-            item.error = f"not saved: {outcome.error}"
-            self.log(f"{sidecar_path(item.path)}: {outcome.error}", "error")
-        self.model.changed(item)
+            self._not_saved(item, outcome.error)
         self.item_saved.emit(item)
+
+    def _not_saved(self, item: ImageItem, reason: str) -> None:
+        item.error = f"not saved: {reason}"
+        self.log(f"{sidecar_path(item.path)}: {reason}", "error")
+        self.model.changed(item)
+
+    def _sidecar_owners(self) -> dict[Path, ImageItem]:
+        """Each caption file belongs to the first listed image with its name."""
+        owners: dict[Path, ImageItem] = {}
+        for item in self.model.items():
+            owners.setdefault(sidecar_path(item.path), item)
+        return owners
 
     def _mark_saved(self, item: ImageItem, text: str) -> None:
         item.saved = text
