@@ -97,9 +97,7 @@ class PhotosPage(QWidget):
         layout.addWidget(self.splitter)
 
     def _left_panel(self) -> QWidget:
-        panel = QWidget()
-        layout = QVBoxLayout(panel)
-        layout.setContentsMargins(6, 6, 0, 6)
+        panel, layout = _column(6, 6, 0, 6)
         row = QHBoxLayout()
         self.filter_edit = QLineEdit()
         self.filter_edit.setObjectName("filterEdit")
@@ -123,9 +121,7 @@ class PhotosPage(QWidget):
         return panel
 
     def _centre_panel(self) -> QWidget:
-        panel = QWidget()
-        layout = QVBoxLayout(panel)
-        layout.setContentsMargins(0, 6, 0, 6)
+        panel, layout = _column(0, 6, 0, 6)
         layout.setSpacing(2)
         self.preview = PreviewWidget()
         self.preview.set_overlay_style(self.settings.overlay_style, self.settings.overlay_opacity)
@@ -139,9 +135,7 @@ class PhotosPage(QWidget):
         return panel
 
     def _right_panel(self) -> QWidget:
-        panel = QWidget()
-        layout = QVBoxLayout(panel)
-        layout.setContentsMargins(0, 6, 6, 6)
+        panel, layout = _column(0, 6, 6, 6)
         self.file_label = QLabel("No image selected")
         self.file_label.setObjectName("fileLabel")
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -455,3 +449,11 @@ class PhotosPage(QWidget):
     def shutdown(self) -> None:
         self.thumbnails.shutdown()
         self._previews.shutdown()
+
+
+def _column(left: int, top: int, right: int, bottom: int) -> tuple[QWidget, QVBoxLayout]:
+    """A panel of the splitter: a widget with a vertical layout and these margins."""
+    panel = QWidget()
+    layout = QVBoxLayout(panel)
+    layout.setContentsMargins(left, top, right, bottom)
+    return panel, layout

@@ -149,40 +149,70 @@ class CaptionWorker(Worker):
 
 
 @dataclass(frozen=True)
-class SaveJob:
+class WriteJob:
+    """One caption to write somewhere for one image (a sidecar file, the photo's metadata)."""
+
     image: Path
     text: str
     overwrite: bool
 
 
 @dataclass(frozen=True)
-class SaveOutcome:
-    job: SaveJob
+class WriteOutcome:
+    job: WriteJob
     written: bool
     error: str = ""  # why it was not written, when it was not
+    warning: str = ""  # written, but worth saying (e.g. longer than most tools keep)
 
 
-class SaveWorker(Worker):
-    """Write sidecar files atomically. item: SaveOutcome per job; one failure never stops the rest."""
+class WriteWorker(Worker):
+    """Write each job with `write_one`. item: WriteOutcome per job; one failure never stops
+    the rest. Subclasses say where the text goes and what "appeared meanwhile" means."""
 
-    def __init__(self, jobs: list[SaveJob]) -> None:
-        super().__init__("saving")
+    cancellable = True
+    appeared_meanwhile = "the text appeared meanwhile; kept it"
+
+    def __init__(self, jobs: list[WriteJob], name: str) -> None:
+        super().__init__(name)
         self.jobs = jobs
 
     def work(self) -> None:
+        self.report(0, len(self.jobs), force=True)
         for done, job in enumerate(self.jobs, 1):
+            if self.cancellable and self.is_cancelled():
+                return
             self.emit_item(self.write(job))
             self.report(done, len(self.jobs))
 
-    @staticmethod
-    def write(job: SaveJob) -> SaveOutcome:
+    @classmethod
+    def write(cls, job: WriteJob) -> WriteOutcome:
+        warnings: list[str] = []
         try:
-            outcome = write_sidecar(job.image, job.text, overwrite=job.overwrite)
+            outcome = cls.write_one(job, warnings)
         except WriteError as exc:
-            return SaveOutcome(job, False, exc.reason)
+            return WriteOutcome(job, False, exc.reason)
         except CaptionerError as exc:
-            return SaveOutcome(job, False, str(exc))
+            return WriteOutcome(job, False, str(exc))
+        warning = warnings[0] if warnings else ""
         if outcome is Outcome.SKIPPED_EXISTS:
-            return SaveOutcome(job, False, "a caption file appeared meanwhile; kept it")
-        return SaveOutcome(job, True)
+            return WriteOutcome(job, False, cls.appeared_meanwhile, warning)
+        return WriteOutcome(job, True, warning=warning)
+
+    @staticmethod
+    def write_one(job: WriteJob, warnings: list[str]) -> Outcome:
+        raise NotImplementedError
+
+
+class SaveWorker(WriteWorker):
+    """Write sidecar files atomically; a save that started is never cancelled half-way."""
+
+    cancellable = False
+    appeared_meanwhile = "a caption file appeared meanwhile; kept it"
+
+    def __init__(self, jobs: list[WriteJob]) -> None:
+        super().__init__(jobs, "saving")
+
+    @staticmethod
+    def write_one(job: WriteJob, warnings: list[str]) -> Outcome:
+        return write_sidecar(job.image, job.text, overwrite=job.overwrite)
 

@@ -23,9 +23,8 @@ from typing import Any
 
 from PySide6.QtCore import QModelIndex, QObject, Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QDialogButtonBox, QFormLayout, QLabel, QProgressDialog, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFormLayout, QLabel, QProgressDialog, QWidget
 
-from captioner.errors import CaptionerError, WriteError
 from captioner.metadata import (
     ALT_TEXT,
     SUPPORTED_TEXT,
@@ -35,8 +34,9 @@ from captioner.metadata import (
     write_alt_text,
 )
 from captioner.writers import Outcome
-from gui.dialogs.overwrite import Choice, FileOverwriteDialog, _ChoiceDialog
+from gui.dialogs.overwrite import BatchChoiceDialog, Choice, ChoicePolicy, FileOverwriteDialog
 from gui.models.items import ImageItem, Source
+from gui.tasks import WriteJob, WriteOutcome, WriteWorker
 from gui.workers import Worker
 
 ACTION_NAME = "write_alt_text"
@@ -74,74 +74,32 @@ class AltTextReadWorker(Worker):
             self.emit_item(found)
 
 
-@dataclass(frozen=True)
-class AltTextJob:
-    image: Path
-    text: str
-    overwrite: bool
+class AltTextWriteWorker(WriteWorker):
+    """Write alt text into photos (cancellable between photos)."""
 
+    appeared_meanwhile = "alt text appeared in the photo meanwhile; kept it"
 
-@dataclass(frozen=True)
-class AltTextOutcome:
-    job: AltTextJob
-    written: bool
-    error: str = ""  # why it was not written
-    warning: str = ""  # e.g. longer than most tools keep
-
-
-class AltTextWriteWorker(Worker):
-    """Write alt text into photos. item: AltTextOutcome per job; one failure never stops the rest."""
-
-    def __init__(self, jobs: list[AltTextJob]) -> None:
-        super().__init__("writing alt text")
-        self.jobs = jobs
-
-    def work(self) -> None:
-        self.report(0, len(self.jobs), force=True)
-        for done, job in enumerate(self.jobs, 1):
-            if self.is_cancelled():
-                return
-            self.emit_item(self.write(job))
-            self.report(done, len(self.jobs))
+    def __init__(self, jobs: list[WriteJob]) -> None:
+        super().__init__(jobs, "writing alt text")
 
     @staticmethod
-    def write(job: AltTextJob) -> AltTextOutcome:
-        warnings: list[str] = []
-        try:
-            outcome = write_alt_text(job.image, job.text, overwrite=job.overwrite, warnings=warnings)
-        except WriteError as exc:
-            return AltTextOutcome(job, False, exc.reason)
-        except CaptionerError as exc:
-            return AltTextOutcome(job, False, str(exc))
-        warning = warnings[0] if warnings else ""
-        if outcome is Outcome.SKIPPED_EXISTS:
-            return AltTextOutcome(job, False, "alt text appeared in the photo meanwhile; kept it", warning)
-        return AltTextOutcome(job, True, warning=warning)
+    def write_one(job: WriteJob, warnings: list[str]) -> Outcome:
+        return write_alt_text(job.image, job.text, overwrite=job.overwrite, warnings=warnings)
 
 
 # --- the questions -----------------------------------------------------------------------------
 
 
-class AltTextBatchDialog(_ChoiceDialog):
-    """'3 of the photos already have alt text': overwrite all / keep all / decide for each."""
+class AltTextBatchDialog(BatchChoiceDialog):
+    """'3 of the photos already have alt text'."""
 
     def __init__(self, parent: QWidget | None, conflicts: list[tuple[Path, ExistingText]]) -> None:
-        super().__init__(parent, "Photos already have alt text")
-        layout = QVBoxLayout(self)
-        count = len(conflicts)
-        layout.addWidget(QLabel(f"<b>{count} of the photos already have alt text or a description "
-                                f"inside.</b><br>Replace it with the new caption?"))
-        names = "\n".join(f"{p.name}: {e.text[:60]}" for p, e in conflicts[:8])
-        if count > 8:
-            names += f"\n… and {count - 8} more"
-        listing = QLabel(names)
-        listing.setStyleSheet("color: palette(mid); margin-left: 12px;")
-        layout.addWidget(listing)
-        self.add_choice("Overwrite all", Choice.OVERWRITE, QDialogButtonBox.ButtonRole.AcceptRole)
-        self.add_choice("Keep existing", Choice.KEEP, QDialogButtonBox.ButtonRole.AcceptRole, default=True)
-        self.add_choice("Decide for each…", Choice.EACH, QDialogButtonBox.ButtonRole.AcceptRole)
-        self.add_choice("Cancel", Choice.CANCEL, QDialogButtonBox.ButtonRole.RejectRole)
-        layout.addWidget(self.buttons)
+        super().__init__(
+            parent, "Photos already have alt text",
+            f"<b>{len(conflicts)} of the photos already have alt text or a description inside.</b>"
+            "<br>Replace it with the new caption?",
+            [f"{p.name}: {e.text[:60]}" for p, e in conflicts],
+        )
 
 
 class AltTextFileDialog(FileOverwriteDialog):
@@ -167,31 +125,14 @@ class AltTextFileDialog(FileOverwriteDialog):
                 button.setText("Cancel")
 
 
-class AltTextPolicy:
-    """The answer to "replace alt text already in photos?", asked at most once per batch (or
-    once per photo when the person chose to decide for each). `fixed` answers without asking."""
+class AltTextPolicy(ChoicePolicy[tuple[Path, ExistingText]]):
+    """Replace alt text already in photos?"""
 
-    def __init__(self, parent: QWidget | None, fixed: Choice | None = None) -> None:
-        self.parent, self.mode = parent, fixed
-        self._asked = fixed is not None
+    def ask_batch(self, conflicts: list[tuple[Path, ExistingText]]) -> Choice:
+        return AltTextBatchDialog(self.parent, conflicts).ask()
 
-    def begin(self, conflicts: list[tuple[Path, ExistingText]]) -> bool:
-        if self._asked or len(conflicts) < 2:
-            return True
-        self._asked = True
-        choice = AltTextBatchDialog(self.parent, conflicts).ask()
-        if choice is Choice.CANCEL:
-            return False
-        self.mode = choice
-        return True
-
-    def decide(self, image: Path, existing: ExistingText, new: str, remaining: int) -> Choice:
-        if self.mode in (Choice.OVERWRITE, Choice.KEEP):
-            return self.mode
-        choice, remember = AltTextFileDialog(self.parent, image, existing, new, remaining).ask_remembering()
-        if remember and choice in (Choice.OVERWRITE, Choice.KEEP):
-            self.mode = choice
-        return choice
+    def ask_file(self, image: Path, existing: ExistingText, new: str, remaining: int) -> tuple[Choice, bool]:
+        return AltTextFileDialog(self.parent, image, existing, new, remaining).ask_remembering()
 
 
 # --- the controller ----------------------------------------------------------------------------
@@ -294,7 +235,7 @@ class AltTextController(QObject):
             return 0
         policy = policy or AltTextPolicy(self.window)
         run = AltTextRun(total=len(items))
-        jobs: list[AltTextJob] = []
+        jobs: list[WriteJob] = []
         conflicts: list[tuple[ImageItem, ExistingText]] = []
         for item in items:
             text = item.caption.strip()
@@ -307,11 +248,11 @@ class AltTextController(QObject):
             else:
                 existing = read_alt_text(item.path)
                 if existing is None:
-                    jobs.append(AltTextJob(item.path, text, overwrite=False))
+                    jobs.append(WriteJob(item.path, text, overwrite=False))
                 elif existing.text == text:
-                    jobs.append(AltTextJob(item.path, text, overwrite=True))  # same text: fills every field
+                    jobs.append(WriteJob(item.path, text, overwrite=True))  # same text: fills every field
                 elif item.extras.get(WRITTEN) == existing.text:
-                    jobs.append(AltTextJob(item.path, text, overwrite=True))  # our own earlier write
+                    jobs.append(WriteJob(item.path, text, overwrite=True))  # our own earlier write
                 else:
                     conflicts.append((item, existing))
         if conflicts and not policy.begin([(i.path, e) for i, e in conflicts]):
@@ -323,7 +264,7 @@ class AltTextController(QObject):
                 self.log("writing alt text cancelled; no photo was changed", "info")
                 return 0
             if choice is Choice.OVERWRITE:
-                jobs.append(AltTextJob(item.path, item.caption.strip(), overwrite=True))
+                jobs.append(WriteJob(item.path, item.caption.strip(), overwrite=True))
             else:
                 run.kept += 1
                 self.log(f"{item.name}: kept the alt text already in the photo ({existing.label}: "
@@ -335,7 +276,7 @@ class AltTextController(QObject):
         self._start(jobs)
         return len(jobs)
 
-    def _start(self, jobs: list[AltTextJob]) -> None:
+    def _start(self, jobs: list[WriteJob]) -> None:
         worker = AltTextWriteWorker(jobs)
         self._writer = worker
         self._progress = progress = QProgressDialog("Writing alt text into photos…", "Cancel", 0, len(jobs),
@@ -361,7 +302,7 @@ class AltTextController(QObject):
             self._progress.setLabelText(f"Writing alt text into photos… {done} / {total}")
         self.window.statusBar().showMessage(f"Writing alt text {done} / {total}", 2000)
 
-    def _on_outcome(self, outcome: AltTextOutcome) -> None:
+    def _on_outcome(self, outcome: WriteOutcome) -> None:
         job = outcome.job
         item = self.model.item_for(job.image)
         if outcome.warning:

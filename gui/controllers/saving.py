@@ -11,55 +11,43 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from captioner.writers import read_sidecar, shared_sidecar_reason, sidecar_path
-from gui.dialogs.overwrite import BatchOverwriteDialog, Choice, FileOverwriteDialog
+from gui.dialogs.overwrite import BatchOverwriteDialog, Choice, ChoicePolicy, FileOverwriteDialog
 from gui.models.image_list import ImageListModel
 from gui.models.items import ImageItem
-from gui.tasks import SaveJob, SaveOutcome, SaveWorker
+from gui.tasks import SaveWorker, WriteJob, WriteOutcome
 from gui.undo import CaptionHistory
 
 Log = Callable[[str, str], None]
 
 
-class OverwritePolicy:
-    """The answer to "replace existing caption files?" for one batch, asked at most once
-    per batch (or once per file when the person chose to decide for each)."""
+class OverwritePolicy(ChoicePolicy[Path]):
+    """Replace existing caption files? `scope="session"` offers to remember the answer until
+    other images are opened (used for single saves)."""
 
     def __init__(self, parent: QWidget | None, fixed: Choice | None = None, scope: str = "batch") -> None:
-        self.parent, self.mode, self.scope = parent, fixed, scope
-        self._asked = fixed is not None
+        super().__init__(parent, fixed)
+        self.scope = scope
 
-    def begin(self, conflicts: list[Path]) -> bool:
-        """Ask the batch question when several files exist; False if the person cancelled."""
-        if self._asked or len(conflicts) < 2:
-            return True
-        self._asked = True
-        choice = BatchOverwriteDialog(self.parent, conflicts).ask()
-        if choice is Choice.CANCEL:
-            return False
-        self.mode = choice
-        return True
+    def ask_batch(self, conflicts: list[Path]) -> Choice:
+        return BatchOverwriteDialog(self.parent, conflicts).ask()
 
-    def decide(self, image: Path, existing: str, new: str, remaining: int) -> Choice:
-        if self.mode in (Choice.OVERWRITE, Choice.KEEP):
-            return self.mode
+    def ask_file(self, image: Path, existing: Any, new: str, remaining: int) -> tuple[Choice, bool]:
         dialog = FileOverwriteDialog(self.parent, image, existing, new, remaining)
         if self.scope == "session":
             dialog.remember.setText("Don't ask again until other images are opened")
             dialog.remember.setVisible(True)
-        choice, remember = dialog.ask_remembering()
-        if remember and choice in (Choice.OVERWRITE, Choice.KEEP):
-            self.mode = choice
-        return choice
+        return dialog.ask_remembering()
 
 
 @dataclass(frozen=True)
 class _Plan:
-    jobs: list[SaveJob]
+    jobs: list[WriteJob]
     kept: list[ImageItem]
     cancelled: bool
 
@@ -73,7 +61,7 @@ class SaveController(QObject):
     def __init__(self, model: ImageListModel, log: Log, parent_widget: QWidget | None) -> None:
         super().__init__(parent_widget)
         self.model, self.log, self.parent_widget = model, log, parent_widget
-        self._queue: list[SaveJob] = []
+        self._queue: list[WriteJob] = []
         self._worker: SaveWorker | None = None
         self._asking = False
 
@@ -104,7 +92,7 @@ class SaveController(QObject):
         return len(plan.jobs)
 
     def _plan(self, items: list[ImageItem], policy: OverwritePolicy) -> _Plan:
-        jobs: list[SaveJob] = []
+        jobs: list[WriteJob] = []
         conflicts: list[tuple[ImageItem, str]] = []
         owners = self._sidecar_owners()
         for item in items:
@@ -114,13 +102,13 @@ class SaveController(QObject):
                 continue
             new = item.caption.strip()
             if not sidecar_path(item.path).exists():
-                jobs.append(SaveJob(item.path, new, overwrite=False))
+                jobs.append(WriteJob(item.path, new, overwrite=False))
                 continue
             disk = read_sidecar(item.path) or ""
             if disk == new:
                 self._mark_saved(item, new)  # already on disk: nothing to write
             elif item.written is not None and disk == item.written.strip():
-                jobs.append(SaveJob(item.path, new, overwrite=True))  # our own earlier write
+                jobs.append(WriteJob(item.path, new, overwrite=True))  # our own earlier write
             else:
                 conflicts.append((item, disk))
         kept: list[ImageItem] = []
@@ -131,7 +119,7 @@ class SaveController(QObject):
             if choice is Choice.CANCEL:
                 return _Plan([], [], cancelled=True)
             if choice is Choice.OVERWRITE:
-                jobs.append(SaveJob(item.path, item.caption.strip(), overwrite=True))
+                jobs.append(WriteJob(item.path, item.caption.strip(), overwrite=True))
             else:
                 kept.append(item)
         return _Plan(jobs, kept, cancelled=False)
@@ -147,7 +135,7 @@ class SaveController(QObject):
         self.busy_changed.emit(True)
         self._worker.start()
 
-    def _on_outcome(self, outcome: SaveOutcome) -> None:
+    def _on_outcome(self, outcome: WriteOutcome) -> None:
         item = self.model.item_for(outcome.job.image)
         if item is None:
             return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -22,6 +23,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+T = TypeVar("T")
 
 
 class Choice(Enum):
@@ -61,21 +64,14 @@ class _ChoiceDialog(QDialog):
         return self.choice
 
 
-class BatchOverwriteDialog(_ChoiceDialog):
-    """'12 images already have caption files': overwrite all / keep all / decide for each."""
+class BatchChoiceDialog(_ChoiceDialog):
+    """'N files already hold text': overwrite all / keep all / decide for each / cancel."""
 
-    def __init__(self, parent: QWidget | None, images: list[Path]) -> None:
-        super().__init__(parent, "Caption files exist")
+    def __init__(self, parent: QWidget | None, title: str, headline: str, names: list[str]) -> None:
+        super().__init__(parent, title)
         layout = QVBoxLayout(self)
-        count = len(images)
-        label = QLabel(
-            f"<b>{count} of the images already have a caption file.</b><br>What should happen to those files?"
-        )
-        layout.addWidget(label)
-        names = "\n".join(f"{p.with_suffix('.txt').name}" for p in images[:8])
-        if count > 8:
-            names += f"\n… and {count - 8} more"
-        listing = QLabel(names)
+        layout.addWidget(QLabel(headline))
+        listing = QLabel("\n".join(names[:8]) + (f"\n… and {len(names) - 8} more" if len(names) > 8 else ""))
         listing.setStyleSheet("color: palette(mid); margin-left: 12px;")
         layout.addWidget(listing)
         self.add_choice("Overwrite all", Choice.OVERWRITE, QDialogButtonBox.ButtonRole.AcceptRole)
@@ -83,6 +79,53 @@ class BatchOverwriteDialog(_ChoiceDialog):
         self.add_choice("Decide for each…", Choice.EACH, QDialogButtonBox.ButtonRole.AcceptRole)
         self.add_choice("Cancel", Choice.CANCEL, QDialogButtonBox.ButtonRole.RejectRole)
         layout.addWidget(self.buttons)
+
+
+class BatchOverwriteDialog(BatchChoiceDialog):
+    """'12 images already have caption files'."""
+
+    def __init__(self, parent: QWidget | None, images: list[Path]) -> None:
+        super().__init__(
+            parent, "Caption files exist",
+            f"<b>{len(images)} of the images already have a caption file.</b><br>"
+            "What should happen to those files?",
+            [p.with_suffix(".txt").name for p in images],
+        )
+
+
+class ChoicePolicy(Generic[T]):
+    """The answer to "replace what is already there?" for one batch: asked at most once per
+    batch, or once per file when the person chose to decide for each. `fixed` answers
+    without asking. Subclasses say how to ask (`ask_batch`, `ask_file`)."""
+
+    def __init__(self, parent: QWidget | None, fixed: Choice | None = None) -> None:
+        self.parent, self.mode = parent, fixed
+        self._asked = fixed is not None
+
+    def begin(self, conflicts: list[T]) -> bool:
+        """Ask the batch question when several exist; False if the person cancelled."""
+        if self._asked or len(conflicts) < 2:
+            return True
+        self._asked = True
+        choice = self.ask_batch(conflicts)
+        if choice is Choice.CANCEL:
+            return False
+        self.mode = choice
+        return True
+
+    def decide(self, image: Path, existing: Any, new: str, remaining: int) -> Choice:
+        if self.mode in (Choice.OVERWRITE, Choice.KEEP):
+            return self.mode
+        choice, remember = self.ask_file(image, existing, new, remaining)
+        if remember and choice in (Choice.OVERWRITE, Choice.KEEP):
+            self.mode = choice
+        return choice
+
+    def ask_batch(self, conflicts: list[T]) -> Choice:
+        raise NotImplementedError
+
+    def ask_file(self, image: Path, existing: Any, new: str, remaining: int) -> tuple[Choice, bool]:
+        raise NotImplementedError
 
 
 class FileOverwriteDialog(_ChoiceDialog):
