@@ -42,6 +42,7 @@ class Manifest:
     vocab_size: int
     max_length: int
     variants: dict[str, Variant]
+    length_penalty: float = 0.7  # beam search: score = logprob / len ** this (chosen on val)
     default_variant: str = "fp32"
     # provider -> variant where the measured best differs from default_variant (the CPU's),
     # e.g. {"cuda": "fp32"}: int8 QDQ graphs gain nothing on a GPU.
@@ -67,7 +68,8 @@ class Manifest:
                 "grid": list(self.grid),
                 "feature_dim": self.feature_dim,
             },
-            "decoder": {"hidden_size": self.hidden_size, "max_length": self.max_length},
+            "decoder": {"hidden_size": self.hidden_size, "max_length": self.max_length,
+                        "length_penalty": self.length_penalty},
             "vocabulary": {"file": "vocab.json", "size": self.vocab_size,
                            "special_tokens": {"pad": 0, "start": 1, "end": 2, "unk": 3}},
             "variants": {v.name: {"encoder": v.encoder, "decoder": v.decoder}
@@ -101,6 +103,7 @@ class Manifest:
                 hidden_size=int(dec["hidden_size"]),
                 vocab_size=int(voc["size"]),
                 max_length=int(dec["max_length"]),
+                length_penalty=float(dec.get("length_penalty", 0.7)),
                 variants=variants,
                 default_variant=data.get("default_variant", "fp32"),
                 provider_variants={str(k): str(v) for k, v in data.get("provider_variants", {}).items()},

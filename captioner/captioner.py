@@ -36,6 +36,7 @@ class CaptionOptions:
     max_length: int | None = None  # None: the bundle's own limit
     n_best: int = 5
     block_repeats: bool = True
+    length_penalty: float | None = None  # None: the bundle's own (chosen on val)
 
 
 class Captioner:
@@ -114,6 +115,8 @@ class Captioner:
             beam_size=options.beam_size,
             max_length=options.max_length or self.bundle.manifest.max_length,
             n_best=max(options.n_best, 1),
+            length_penalty=(self.bundle.manifest.length_penalty if options.length_penalty is None
+                            else options.length_penalty),
             block_ngram=3 if options.block_repeats else 0,
             banned=(vocab.pad_id, vocab.start_id, vocab.unk_id),
             function_words=frozenset(vocab.index[w] for w in FUNCTION_WORDS if w in vocab.index),

@@ -69,3 +69,14 @@ def test_vocabulary_that_does_not_fit_the_decoder(bundle_copy: Path) -> None:
     load_bundle(bundle_copy)  # self-consistent on paper...
     with pytest.raises(BundleError, match="decoder writes .* words but vocab.json has"):
         Captioner(bundle_copy, provider="cpu")  # ...but not with the decoder graph
+
+
+def test_length_penalty_comes_from_the_manifest_unless_asked(bundle_copy: Path) -> None:
+    from captioner.captioner import CaptionOptions
+
+    _edit_manifest(bundle_copy, lambda m: m["decoder"].__setitem__("length_penalty", 0.25))
+    captioner = Captioner(bundle_copy, provider="cpu")
+    assert captioner.search_config(CaptionOptions()).length_penalty == 0.25
+    assert captioner.search_config(CaptionOptions(length_penalty=1.0)).length_penalty == 1.0
+    _edit_manifest(bundle_copy, lambda m: m["decoder"].pop("length_penalty"))  # older bundles
+    assert load_bundle(bundle_copy).manifest.length_penalty == 0.7

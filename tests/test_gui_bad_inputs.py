@@ -52,7 +52,7 @@ def test_corpus_in_a_process_that_honours_permissions(tiny_bundle: Path) -> None
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
         preexec_fn=drop_permission_override,
     )
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-12000:]
     assert "3 passed" in done.stdout, done.stdout[-2000:]
 
 

@@ -26,9 +26,11 @@ from training.data import CaptionSet, load_splits
 from training.metrics import caption_health, coco_scores
 
 
-def caption_split(captioner: Captioner, split: CaptionSet, beam: int) -> list[str]:
+def caption_split(captioner: Captioner, split: CaptionSet, beam: int,
+                  length_penalty: float | None = None) -> list[str]:
     out = []
-    for _, result in captioner.caption_files(split.paths, CaptionOptions(beam_size=beam), batch_size=32):
+    options = CaptionOptions(beam_size=beam, length_penalty=length_penalty)
+    for _, result in captioner.caption_files(split.paths, options, batch_size=32):
         out.append("" if isinstance(result, CaptionerError) else result.text)
     return out
 
@@ -52,6 +54,27 @@ def evaluate_bundle(bundle_dir: Path, split: CaptionSet, beams: list[int], workd
     bundle.manifest.scores = scores
     write_manifest(bundle_dir, bundle.manifest)
     return scores
+
+
+def choose_length_penalty(bundle_dir: Path, split: CaptionSet, beam: int,
+                          penalties: list[float]) -> float:
+    """Beam search's length penalty by CIDEr on a held-out split (val, never test); the
+    winner goes into the bundle's manifest, so the app and CLI decode with it."""
+    captioner = Captioner(bundle_dir, provider="cpu", variant="fp32")
+    results = {}
+    for penalty in penalties:
+        entry = coco_scores(split.captions, caption_split(captioner, split, beam, penalty))
+        results[penalty] = entry
+        print(f"length penalty {penalty}: BLEU-4 {entry['BLEU-4']:.4f} CIDEr {entry['CIDEr']:.4f}",
+              flush=True)
+    best = max(results, key=lambda p: results[p]["CIDEr"])
+    bundle = load_bundle(bundle_dir)
+    bundle.manifest.length_penalty = best
+    bundle.manifest.training["length_penalty_choice"] = {
+        "split": "val", "beam": beam, "CIDEr": {str(p): round(r["CIDEr"], 4) for p, r in results.items()}}
+    write_manifest(bundle_dir, bundle.manifest)
+    print(f"chose length penalty {best}")
+    return best
 
 
 def contact_sheet(split: CaptionSet, captions: list[str], path: Path, count: int = 24,
@@ -83,10 +106,14 @@ def main() -> None:
     parser.add_argument("--annotations", type=Path)
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 3, 5])
     parser.add_argument("--workdir", type=Path, default=Path("runs/eval"))
+    parser.add_argument("--choose-length-penalty", type=float, nargs="+", metavar="P",
+                        help="first pick beam search's length penalty among these on val")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    split = load_splits(args.dataset, args.data, args.annotations)["test"]
-    evaluate_bundle(args.bundle, split, args.beams, args.workdir)
+    splits = load_splits(args.dataset, args.data, args.annotations)
+    if args.choose_length_penalty:
+        choose_length_penalty(args.bundle, splits["val"], 3, args.choose_length_penalty)
+    evaluate_bundle(args.bundle, splits["test"], args.beams, args.workdir)
 
 
 if __name__ == "__main__":
