@@ -359,7 +359,7 @@ def main(args: argparse.Namespace) -> Path | None:
             if improved:
                 save_checkpoint(workdir / "best.pt", model, optimizer, ctx, state)
             save_checkpoint(workdir / "last.pt", model, optimizer, ctx, state)
-        if not improved and state["stage"] == "xe":
+        if not improved:  # both stages: halve the learning rate when validation stalls
             for group in optimizer.param_groups:
                 group["lr"] *= 0.5
         if state["bad_epochs"] >= args.patience:
