@@ -53,7 +53,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     p.add_argument("--workdir", type=Path, help="checkpoints and logs (default runs/<out name>)")
     p.add_argument("--cache-dir", type=Path, default=Path("cache/features"))
-    p.add_argument("--views", type=int, default=2, help="training views per image (2 = + mirror)")
+    p.add_argument("--views", type=int, default=2, choices=[1, 2], help="views per image (2 = + mirror)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=4e-4)
