@@ -65,6 +65,7 @@ def check_parity(backbone: nn.Module, decoder: CaptionDecoder, bundle_dir: Path,
     grid = backbone(torch.from_numpy(batch)).flatten(2).transpose(1, 2)
     torch_tokens = greedy_decode(decoder, grid, vocab.start_id, max_len).numpy()
     plain = SearchConfig(beam_size=1, max_length=max_len, n_best=1, block_ngram=0)
-    hyps = beam_search(captioner._step, *ort_out, vocab.start_id, vocab.end_id, plain)
+    feats_o, keys_o, h0, c0 = ort_out
+    hyps = beam_search(captioner._step, feats_o, keys_o, h0, c0, vocab.start_id, vocab.end_id, plain)
     same = all(vocab.decode(t) == vocab.decode(hs[0].tokens) for t, hs in zip(torch_tokens, hyps))
     return ParityReport(feature_diff, logprob_diff, same, int(batch.shape[0]))

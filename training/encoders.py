@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -59,7 +60,7 @@ class _LiteBackbone(nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(x)
+        return cast(Any, self.net).extract_features(x)
 
 
 def _lite_weights(index: int) -> str:
@@ -111,7 +112,7 @@ register(EncoderInfo(
     input_spec=InputSpec(224, IMAGENET_MEAN, IMAGENET_STD),
     feature_dim=1280,
     grid=(7, 7),
-    build=lambda: _mobilenet_v2(_mobilenet_weights()).features.eval(),
+    build=lambda: cast(nn.Module, _mobilenet_v2(_mobilenet_weights()).features).eval(),
     classifier=lambda: _mobilenet_v2(_mobilenet_weights()),
 ))
 

@@ -18,9 +18,9 @@ import csv
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -103,6 +103,21 @@ class Context:
         return self.rank == 0
 
 
+@dataclass
+class RunState:
+    """Where training stands; saved in every checkpoint so that --resume continues from it."""
+
+    epoch: int = 0  # epochs completed (cross-entropy and SCST counted together)
+    stage: str = "xe"  # "xe" (teacher forcing), then "scst"
+    best_cider: float = -1.0  # best validation CIDEr-D so far
+    bad_epochs: int = 0  # epochs since it last improved
+
+
+def bare(model: torch.nn.Module) -> CaptionDecoder:
+    """The decoder itself, also when wrapped in DistributedDataParallel."""
+    return cast(CaptionDecoder, getattr(model, "module", model))
+
+
 def use_bf16(choice: str) -> bool:
     if choice != "auto":
         return choice == "on"
@@ -149,7 +164,7 @@ def scst_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx
     per epoch so that checkpoints and validation come often on a slow machine.
     """
     args, vocab = ctx.args, ctx.vocab
-    decoder = model.module if hasattr(model, "module") else model
+    decoder = bare(model)
     order = rng.permutation(ctx.train_feats.shape[1])
     if args.scst_images:
         order = order[: args.scst_images]
@@ -193,7 +208,7 @@ def scst_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, ctx: Context, cider: CiderD) -> dict[str, float]:
     """Greedy captions of the validation images, scored with CIDEr-D."""
-    decoder = model.module if hasattr(model, "module") else model
+    decoder = bare(model)
     decoder.eval()
     vocab, words = ctx.vocab, []
     for start in range(0, ctx.val_feats.shape[1], 250):
@@ -206,13 +221,13 @@ def evaluate(model: torch.nn.Module, ctx: Context, cider: CiderD) -> dict[str, f
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    ctx: Context, state: dict[str, Any]) -> None:
-    decoder = model.module if hasattr(model, "module") else model
+                    ctx: Context, state: RunState) -> None:
+    decoder = bare(model)
     payload = {
         "model": decoder.state_dict(), "optimizer": optimizer.state_dict(),
         "decoder_config": decoder.cfg.to_dict(), "vocab": ctx.vocab.words,
         "encoder": ctx.args.encoder, "max_length": ctx.args.max_length,
-        "history": ctx.history, "training": training_info(ctx), **state,
+        "history": ctx.history, "training": training_info(ctx), **asdict(state),
     }
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
@@ -316,61 +331,69 @@ def main(args: argparse.Namespace) -> Path | None:
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(decoder)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    state = {"epoch": 0, "stage": "xe", "best_cider": -1.0, "bad_epochs": 0}
+    state = RunState()
     if args.resume and (workdir / "last.pt").is_file():
         ckpt = torch.load(workdir / "last.pt", map_location="cpu", weights_only=False)
         decoder.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         ctx.history = ckpt["history"]
-        state = {k: ckpt[k] for k in state}
+        state = RunState(**{f.name: ckpt[f.name] for f in fields(RunState)})
         if ctx.is_main:
-            print(f"resumed from {workdir / 'last.pt'} after {state['stage']} epoch {state['epoch']}")
+            print(f"resumed from {workdir / 'last.pt'} after {state.stage} epoch {state.epoch}")
     batches = TokenBatches(ctx.splits["train"], ctx.vocab, args.max_length)
     val_cider = CiderD(ctx.val_refs)
     train_cider = CiderD(ctx.train_refs) if args.scst_epochs else val_cider
-    total = args.epochs + args.scst_epochs
-    while state["epoch"] < total:
-        epoch = state["epoch"] + 1
-        if state["stage"] == "xe" and state["bad_epochs"] >= args.patience:
+    while state.epoch < args.epochs + args.scst_epochs:
+        if state.stage == "xe" and state.bad_epochs >= args.patience:
             if not args.scst_epochs:  # resumed after cross-entropy stopped early
                 break
-            state["epoch"] = max(state["epoch"], args.epochs)  # go straight on to SCST
-            epoch = state["epoch"] + 1
+            state.epoch = max(state.epoch, args.epochs)  # go straight on to SCST
+        epoch = state.epoch + 1
         rng = np.random.default_rng(args.seed * 1000 + epoch)
-        if epoch > args.epochs or state["stage"] == "scst":
-            if state["stage"] == "xe":  # SCST starts from the best cross-entropy model
+        if epoch > args.epochs or state.stage == "scst":
+            if state.stage == "xe":  # SCST starts from the best cross-entropy model
                 best = torch.load(workdir / "best.pt", map_location="cpu", weights_only=False)
                 decoder.load_state_dict(best["model"])
                 optimizer = torch.optim.Adam(model.parameters(), lr=args.scst_lr)
-                state.update(stage="scst", bad_epochs=0)
+                state.stage, state.bad_epochs = "scst", 0
             stats = scst_one_epoch(model, optimizer, ctx, train_cider, epoch, rng)
         else:
             stats = train_one_epoch(model, optimizer, batches, ctx, epoch, rng)
-        stats |= evaluate(model, ctx, val_cider)
-        stats |= {"epoch": epoch, "stage": state["stage"], "replica_spread": replica_spread(model, world),
-                  "lr": optimizer.param_groups[0]["lr"]}
-        improved = stats["val_cider"] > state["best_cider"]
-        state.update(epoch=epoch, best_cider=max(state["best_cider"], stats["val_cider"]),
-                     bad_epochs=0 if improved else state["bad_epochs"] + 1)
-        if ctx.is_main:
-            log_epoch(workdir, ctx, stats)
-            print(json.dumps({k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in stats.items()}),
-                  flush=True)
-            if improved:
-                save_checkpoint(workdir / "best.pt", model, optimizer, ctx, state)
-            save_checkpoint(workdir / "last.pt", model, optimizer, ctx, state)
-        if not improved:  # both stages: halve the learning rate when validation stalls
-            for group in optimizer.param_groups:
-                group["lr"] *= 0.5
-        if state["bad_epochs"] >= args.patience:
-            if state["stage"] == "scst" or not args.scst_epochs:
-                break
-            state["epoch"] = args.epochs  # stop cross-entropy early, go on to SCST
+        if end_of_epoch(model, optimizer, ctx, state, stats, epoch, val_cider, workdir):
+            break
     if world > 1:
         dist.barrier()
     if not ctx.is_main or args.no_export:
         return None
     return finish(args, workdir, ctx)
+
+
+def end_of_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: Context,
+                 state: RunState, stats: dict[str, Any], epoch: int, val_cider: CiderD,
+                 workdir: Path) -> bool:
+    """Validate, log, checkpoint, adjust the learning rate; True when training should stop."""
+    args = ctx.args
+    stats |= evaluate(model, ctx, val_cider)
+    stats |= {"epoch": epoch, "stage": state.stage, "replica_spread": replica_spread(model, ctx.world),
+              "lr": optimizer.param_groups[0]["lr"]}
+    improved = stats["val_cider"] > state.best_cider
+    state.epoch, state.best_cider = epoch, max(state.best_cider, stats["val_cider"])
+    state.bad_epochs = 0 if improved else state.bad_epochs + 1
+    if ctx.is_main:
+        log_epoch(workdir, ctx, stats)
+        print(json.dumps({k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in stats.items()}),
+              flush=True)
+        if improved:
+            save_checkpoint(workdir / "best.pt", model, optimizer, ctx, state)
+        save_checkpoint(workdir / "last.pt", model, optimizer, ctx, state)
+    if not improved:  # both stages: halve the learning rate when validation stalls
+        for group in optimizer.param_groups:
+            group["lr"] *= 0.5
+    if state.bad_epochs >= args.patience:
+        if state.stage == "scst" or not args.scst_epochs:
+            return True
+        state.epoch = args.epochs  # stop cross-entropy early, go on to SCST
+    return False
 
 
 def finish(args: argparse.Namespace, workdir: Path, ctx: Context) -> Path:
