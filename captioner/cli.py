@@ -121,12 +121,14 @@ def load_captioner(args: argparse.Namespace) -> Captioner:
 
 
 class Progress:
-    """`[n/N] rate img/s` on stderr, redrawn in place, only for batches worth watching."""
+    """`[n/N] rate img/s` on stderr, redrawn in place, only for batches worth watching and
+    only on a terminal (a log file gets the one-line errors and the summary, no redraws)."""
 
     shown: Progress | None = None  # the bar on screen, if any: `message` clears it first
 
     def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled, self.start, self.done = total, enabled and total > 1, time.time(), 0
+        enabled = enabled and total > 1 and sys.stderr.isatty()
+        self.total, self.enabled, self.start, self.done = total, enabled, time.time(), 0
 
     def update(self, n: int = 1) -> None:
         self.done += n
