@@ -2,6 +2,8 @@
 attention pinned. Offscreen Qt, so it runs without a display:
 
     QT_QPA_PLATFORM=offscreen python docs/make_screenshot.py [--photos 24] [--word dog]
+    QT_QPA_PLATFORM=offscreen python docs/make_screenshot.py \
+        --video ../shared/data/video/scene_cuts_3shots.mp4 --out docs/video_tab.png
 """
 
 from __future__ import annotations
@@ -26,11 +28,33 @@ def wait(app: QApplication, done, timeout: float = 120.0) -> None:
         time.sleep(0.01)
 
 
+def settle(app: QApplication, seconds: float = 2.0) -> None:
+    """Let thumbnails and previews arrive from their loader threads."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def show_video(app: QApplication, window, video: Path, out: Path) -> None:
+    panel = window.video_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.every.setValue(5.0)
+    panel.open_video(video)
+    wait(app, lambda: panel.model.rowCount() > 0 and not panel.is_running())
+    panel.table.selectRow(min(2, panel.model.rowCount() - 1))  # its frame shows beside the list
+    settle(app)
+    window.grab().save(str(out))
+    print(f"{out}: {video.name}: {panel.model.rowCount()} segments")
+    window.captions.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/flickr8k")
     parser.add_argument("--photos", type=int, default=24)
     parser.add_argument("--word", default="dog", help="pin the attention of this word")
+    parser.add_argument("--video", type=Path, help="instead: the Video tab captioning this video")
     parser.add_argument("--out", type=Path, default=ROOT / "docs/screenshot.png")
     args = parser.parse_args()
 
@@ -48,6 +72,9 @@ def main() -> None:
         window.resize(1400, 860)
         window.show()
         wait(app, lambda: window.model_state == "ready")
+        if args.video is not None:
+            show_video(app, window, args.video, args.out)
+            return
         window.open_paths(paths[: args.photos])
         wait(app, lambda: window.page.model.rowCount() == args.photos and not window._scans)
         window.actions_by_name["caption_all"].trigger()
@@ -58,10 +85,7 @@ def main() -> None:
         wait(app, lambda: window.page.current_item() is chosen)
         if chosen.result and args.word in chosen.result.words:
             window.page.pin_word(chosen.result.words.index(args.word))
-        deadline = time.time() + 2.0  # thumbnails and the preview arrive from loader threads
-        while time.time() < deadline:
-            app.processEvents()
-            time.sleep(0.02)
+        settle(app)
         window.grab().save(str(args.out))
         print(f"{args.out}: {chosen.path.name}: {chosen.caption!r}")
         window.captions.shutdown()

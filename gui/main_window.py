@@ -179,7 +179,7 @@ class MainWindow(QMainWindow):
             "remove": self.remove_selected, "clear": self.clear_list, "quit": self.close,
             "revert": self.revert_selected, "settings": self.open_settings,
             "caption_selected": self.caption_selected, "caption_all": self.caption_all,
-            "caption_uncaptioned": self.caption_uncaptioned, "cancel": self.escape,
+            "caption_uncaptioned": self.caption_uncaptioned, "cancel": self.cancel_run, "escape": self.escape,
             "accept": self.accept_current, "next": lambda: page.step(1), "previous": lambda: page.step(-1),
             "next_uncaptioned": self.go_next_uncaptioned, "find": self.focus_filter,
             "word_next": lambda: page.step_word(1), "word_previous": lambda: page.step_word(-1),
@@ -729,7 +729,7 @@ class MainWindow(QMainWindow):
             action = self.actions_by_name[name]
             action.setEnabled(has_model and has_items)
             action.setToolTip(action.statusTip() if has_model else "No model loaded — open a bundle")
-        self.actions_by_name["cancel"].setEnabled(True)
+        self.actions_by_name["cancel"].setEnabled(self.captions.is_running())  # Esc always works
         for name in ("save", "save_all", "export_json", "export_csv", "remove", "clear"):
             self.actions_by_name[name].setEnabled(has_items)
 

@@ -176,8 +176,10 @@ def test_cancel_mid_batch_stops_and_leaves_the_rest_uncaptioned(qtbot, make_wind
     open_and_wait(qtbot, window, [tmp_path / "many"], len(many))
     window.actions_by_name["caption_all"].trigger()
     qtbot.waitUntil(lambda: window.captions.stats.done >= 6, timeout=TIMEOUT)
+    assert window.actions_by_name["cancel"].isEnabled()  # the toolbar's Cancel, while it runs
     qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.captions.is_running(), timeout=TIMEOUT)
+    assert not window.actions_by_name["cancel"].isEnabled()
     items = window.page.model.items()
     captioned = [i for i in items if i.has_caption]
     assert 6 <= len(captioned) < len(items)
@@ -329,7 +331,8 @@ def test_hovering_a_word_paints_that_words_attention_on_the_preview(qtbot, windo
     # click a chip to pin; hovering another chip shows it for the moment; Esc unpins
     qtbot.mouseClick(page.strip.buttons[0], Qt.MouseButton.LeftButton)
     assert page.preview.attention().index == 0 and page.preview.attention().pinned
-    window.actions_by_name["cancel"].trigger()
+    assert not window.actions_by_name["cancel"].isEnabled()  # nothing runs: the button is off
+    window.actions_by_name["escape"].trigger()
     assert page.preview.attention() is None and not window.captions.is_running()
     window.actions_by_name["word_next"].trigger()  # Alt+Right walks through the words
     window.actions_by_name["word_next"].trigger()
