@@ -386,8 +386,8 @@ def end_of_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: 
         if improved:
             save_checkpoint(workdir / "best.pt", model, optimizer, ctx, state)
         save_checkpoint(workdir / "last.pt", model, optimizer, ctx, state)
-    if not improved:  # both stages: halve the learning rate when validation stalls
-        for group in optimizer.param_groups:
+    if not improved and state.stage == "xe":  # halve when validation stalls; SCST's val is
+        for group in optimizer.param_groups:    # too noisy epoch to epoch: there it stays put
             group["lr"] *= 0.5
     if state.bad_epochs >= args.patience:
         if state.stage == "scst" or not args.scst_epochs:
