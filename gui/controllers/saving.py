@@ -94,9 +94,8 @@ class SaveController(QObject):
     def _plan(self, items: list[ImageItem], policy: OverwritePolicy) -> _Plan:
         jobs: list[WriteJob] = []
         conflicts: list[tuple[ImageItem, str]] = []
-        owners = self._sidecar_owners()
         for item in items:
-            owner = owners.get(sidecar_path(item.path), item)
+            owner = self.model.sidecar_owner(item)
             if owner is not item:  # photo.png after photo.jpg: never take photo.jpg's file
                 self._not_saved(item, shared_sidecar_reason(item.path, owner.path))
                 continue
@@ -151,13 +150,6 @@ class SaveController(QObject):
         item.error = f"not saved: {reason}"
         self.log(f"{sidecar_path(item.path)}: {reason}", "error")
         self.model.changed(item)
-
-    def _sidecar_owners(self) -> dict[Path, ImageItem]:
-        """Each caption file belongs to the first listed image with its name."""
-        owners: dict[Path, ImageItem] = {}
-        for item in self.model.items():
-            owners.setdefault(sidecar_path(item.path), item)
-        return owners
 
     def _mark_saved(self, item: ImageItem, text: str) -> None:
         item.saved = text

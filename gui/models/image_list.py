@@ -16,6 +16,7 @@ from PySide6.QtCore import (
     Qt,
 )
 
+from captioner.writers import sidecar_path
 from gui.models.items import ImageItem, Source, Status
 from gui.models.thumbnails import ThumbnailCache
 
@@ -38,6 +39,8 @@ class ImageListModel(QAbstractListModel):
         self._items: list[ImageItem] = []
         self._rows: dict[Path, int] = {}
         self._folders: Counter[Path] = Counter()  # kept up to date: the title asks often
+        # caption file -> the first listed image that writes it (photo.jpg before photo.png)
+        self._sidecar_owners: dict[Path, ImageItem] = {}
         thumbnails.ready.connect(self._on_thumbnail)
         thumbnails.failed.connect(self._on_thumbnail_failed)
 
@@ -87,6 +90,11 @@ class ImageListModel(QAbstractListModel):
         row = self._rows.get(path)
         return None if row is None else self._items[row]
 
+    def sidecar_owner(self, item: ImageItem) -> ImageItem:
+        """The listed image whose caption goes into this item's caption file: itself, unless
+        an image with the same name and another extension was listed first."""
+        return self._sidecar_owners.get(sidecar_path(item.path), item)
+
     def row_of(self, item: ImageItem) -> int:
         return self._rows.get(item.path, -1)
 
@@ -111,6 +119,7 @@ class ImageListModel(QAbstractListModel):
             for offset, item in enumerate(fresh):
                 self._rows[item.path] = first + offset
                 self._folders[item.path.parent] += 1
+                self._sidecar_owners.setdefault(sidecar_path(item.path), item)
             self._items.extend(fresh)
             self.endInsertRows()
         return fresh
@@ -125,12 +134,16 @@ class ImageListModel(QAbstractListModel):
             self.endRemoveRows()
         self._rows = {item.path: row for row, item in enumerate(self._items)}
         self._folders = +self._folders  # drop folders with no image left
+        self._sidecar_owners = {}
+        for item in self._items:
+            self._sidecar_owners.setdefault(sidecar_path(item.path), item)
 
     def clear(self) -> None:
         self.beginResetModel()
         self._items.clear()
         self._rows.clear()
         self._folders.clear()
+        self._sidecar_owners.clear()
         self.thumbnails.clear()
         self.endResetModel()
 
