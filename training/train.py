@@ -347,7 +347,7 @@ def main(args: argparse.Namespace) -> Path | None:
         if state.stage == "xe" and state.bad_epochs >= args.patience:
             if not args.scst_epochs:  # resumed after cross-entropy stopped early
                 break
-            state.epoch = max(state.epoch, args.epochs)  # go straight on to SCST
+            state.epoch = max(state.epoch, args.epochs)  # cross-entropy stalled: on to SCST
         epoch = state.epoch + 1
         rng = np.random.default_rng(args.seed * 1000 + epoch)
         if epoch > args.epochs or state.stage == "scst":
@@ -389,11 +389,8 @@ def end_of_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: 
     if not improved and state.stage == "xe":  # halve when validation stalls; SCST's val is
         for group in optimizer.param_groups:    # too noisy epoch to epoch: there it stays put
             group["lr"] *= 0.5
-    if state.bad_epochs >= args.patience:
-        if state.stage == "scst" or not args.scst_epochs:
-            return True
-        state.epoch = args.epochs  # stop cross-entropy early, go on to SCST
-    return False
+    # a stalled cross-entropy stage goes on to SCST when there is one (see main's loop)
+    return state.bad_epochs >= args.patience and (state.stage == "scst" or not args.scst_epochs)
 
 
 def finish(args: argparse.Namespace, workdir: Path, ctx: Context) -> Path:
