@@ -6,6 +6,9 @@ Each candidate is scored by its CIDEr-D against the other candidates (weighted b
 probabilities at temperature t, or equally for t=0); the top one is kept. Result in
 docs/results.md.
 """
+
+from __future__ import annotations
+
 import json
 import math
 import sys
@@ -17,6 +20,21 @@ from captioner.vocab import tokenize
 from training.cider import CiderD
 from training.data import load_splits
 from training.metrics import coco_scores
+
+
+def consensus_pick(cider: CiderD, candidates: list[list], temperature: float) -> str:
+    """The candidate (text, score) with the highest weighted CIDEr-D against the others."""
+    if len(candidates) < 2:
+        return candidates[0][0] if candidates else ""
+    words = [tokenize(text) for text, _ in candidates]
+    weights = [math.exp(score / temperature) if temperature else 1.0 for _, score in candidates]
+    best, best_value = "", -1e9
+    for i, mine in enumerate(words):
+        others = [(w, weight) for j, (w, weight) in enumerate(zip(words, weights)) if j != i]
+        value = sum(weight * cider.score(mine, [w]) for w, weight in others) / sum(x for _, x in others)
+        if value > best_value:
+            best, best_value = candidates[i][0], value
+    return best
 
 
 def main() -> None:
@@ -35,23 +53,11 @@ def main() -> None:
         out.write_text(json.dumps(alts))
     train_refs = [[tokenize(c) for c in caps] for caps in splits["train"].captions]
     cider = CiderD(train_refs)
-    def pick(cands, temp):
-        if len(cands) < 2:
-            return cands[0][0] if cands else ""
-        toks = [tokenize(t) for t, _ in cands]
-        ws = [math.exp(s / temp) if temp else 1.0 for _, s in cands]
-        best, best_v = None, -1e9
-        for i, t in enumerate(toks):
-            v = sum(w * cider.score(t, [o]) for j, (o, w) in enumerate(zip(toks, ws)) if j != i)
-            v /= sum(w for j, w in enumerate(ws) if j != i)
-            if v > best_v:
-                best, best_v = cands[i][0], v
-        return best
     top = [a[0][0] if a else "" for a in alts]
     s = coco_scores(val.captions, top, meteor=False)
     print(f"top1      B4 {s['BLEU-4']:.4f} CIDEr {s['CIDEr']:.4f}")
     for temp in (0, 1.0, 0.3):
-        c = [pick(a, temp) for a in alts]
+        c = [consensus_pick(cider, a, temp) for a in alts]
         s = coco_scores(val.captions, c, meteor=False)
         print(f"mbr t={temp} B4 {s['BLEU-4']:.4f} CIDEr {s['CIDEr']:.4f}")
 
