@@ -23,7 +23,7 @@ from typing import Any
 
 from PySide6.QtCore import QModelIndex, QObject, Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFormLayout, QLabel, QProgressDialog, QWidget
+from PySide6.QtWidgets import QProgressDialog, QWidget
 
 from captioner.metadata import (
     ALT_TEXT,
@@ -34,7 +34,7 @@ from captioner.metadata import (
     write_alt_text,
 )
 from captioner.writers import Outcome
-from gui.dialogs.overwrite import BatchChoiceDialog, Choice, ChoicePolicy, FileOverwriteDialog
+from gui.dialogs.overwrite import BatchChoiceDialog, Choice, ChoicePolicy, FileOverwriteDialog, FileQuestion
 from gui.models.items import ImageItem, Source
 from gui.tasks import WriteJob, WriteOutcome, WriteWorker
 from gui.workers import Worker
@@ -102,27 +102,15 @@ class AltTextBatchDialog(BatchChoiceDialog):
         )
 
 
-class AltTextFileDialog(FileOverwriteDialog):
-    """One photo: the alt text in it beside the new caption, as for a caption file."""
-
-    def __init__(self, parent: QWidget | None, image: Path, existing: ExistingText, new: str,
-                 remaining: int) -> None:
-        super().__init__(parent, image, existing.text, new, remaining)
-        self.setWindowTitle("Replace the photo's alt text?")
-        labels = [w for w in self.findChildren(QLabel) if w.parent() is self]
-        if labels:
-            labels[0].setText(f"<b>{image.name}</b> already has alt text inside "
-                              f"(its {existing.label}).")
-        form = self.findChild(QFormLayout)
-        if form is not None and form.rowCount() >= 2:
-            layout_item = form.itemAt(0, QFormLayout.ItemRole.LabelRole)
-            label = layout_item.widget() if layout_item is not None else None
-            if isinstance(label, QLabel):
-                label.setText("In the photo:")
-        self.remember.setText(f"Do the same for the other {remaining} photo(s) in this batch")
-        for button in self.buttons.buttons():
-            if button.text() == "Cancel saving":
-                button.setText("Cancel")
+def alt_text_question(image: Path, existing: ExistingText) -> FileQuestion:
+    """The per-file question's words for a photo that holds alt text."""
+    return FileQuestion(
+        title="Replace the photo's alt text?",
+        headline=f"<b>{image.name}</b> already has alt text inside (its {existing.label}).",
+        existing_label="In the photo:",
+        remember="Do the same for the other {remaining} photo(s) in this batch",
+        cancel="Cancel",
+    )
 
 
 class AltTextPolicy(ChoicePolicy[tuple[Path, ExistingText]]):
@@ -132,7 +120,9 @@ class AltTextPolicy(ChoicePolicy[tuple[Path, ExistingText]]):
         return AltTextBatchDialog(self.parent, conflicts).ask()
 
     def ask_file(self, image: Path, existing: ExistingText, new: str, remaining: int) -> tuple[Choice, bool]:
-        return AltTextFileDialog(self.parent, image, existing, new, remaining).ask_remembering()
+        dialog = FileOverwriteDialog(self.parent, image, existing.text, new, remaining,
+                                     alt_text_question(image, existing))
+        return dialog.ask_remembering()
 
 
 # --- the controller ----------------------------------------------------------------------------

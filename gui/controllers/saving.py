@@ -17,7 +17,13 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from captioner.writers import read_sidecar, shared_sidecar_reason, sidecar_path
-from gui.dialogs.overwrite import BatchOverwriteDialog, Choice, ChoicePolicy, FileOverwriteDialog
+from gui.dialogs.overwrite import (
+    BatchOverwriteDialog,
+    Choice,
+    ChoicePolicy,
+    FileOverwriteDialog,
+    FileQuestion,
+)
 from gui.models.image_list import ImageListModel
 from gui.models.items import ImageItem
 from gui.tasks import SaveWorker, WriteJob, WriteOutcome
@@ -38,9 +44,10 @@ class OverwritePolicy(ChoicePolicy[Path]):
         return BatchOverwriteDialog(self.parent, conflicts).ask()
 
     def ask_file(self, image: Path, existing: Any, new: str, remaining: int) -> tuple[Choice, bool]:
-        dialog = FileOverwriteDialog(self.parent, image, existing, new, remaining)
+        words = FileQuestion(remember="Don't ask again until other images are opened") \
+            if self.scope == "session" else FileQuestion()
+        dialog = FileOverwriteDialog(self.parent, image, existing, new, remaining, words)
         if self.scope == "session":
-            dialog.remember.setText("Don't ask again until other images are opened")
             dialog.remember.setVisible(True)
         return dialog.ask_remembering()
 

@@ -8,10 +8,12 @@ The safe answer (keep) is the default button; Esc cancels the whole save.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -43,17 +45,27 @@ class _ChoiceDialog(QDialog):
         self.setObjectName("overwriteDialog")
         self.choice = Choice.CANCEL
         self.buttons = QDialogButtonBox()
+        self._default: QPushButton | None = None
 
     def add_choice(
         self, text: str, choice: Choice, role: QDialogButtonBox.ButtonRole, default: bool = False
     ) -> QPushButton:
+        """A button for `choice`. Only the `default` one answers Enter: no button becomes the
+        default by taking the focus (autoDefault), so Enter can never pick Overwrite."""
         button = self.buttons.addButton(text, role)
         button.setObjectName(choice.value.replace(" ", "_"))
+        button.setAutoDefault(False)
         button.clicked.connect(lambda _=False, c=choice: self._finish(c))
         if default:
             button.setDefault(True)
-            button.setFocus()
+            self._default = button
         return button
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """The focus starts on the safe answer (set here: focus given before showing is lost)."""
+        super().showEvent(event)
+        if self._default is not None:
+            self._default.setFocus()
 
     def _finish(self, choice: Choice) -> None:
         self.choice = choice
@@ -128,24 +140,38 @@ class ChoicePolicy(Generic[T]):
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class FileQuestion:
+    """The words of a per-file question; caption files and alt text each have their own."""
+
+    title: str = "Replace caption file?"
+    headline: str = ""  # rich text; defaults to "<b>NAME.txt</b> already exists in FOLDER."
+    existing_label: str = "In the file:"
+    remember: str = "Do the same for the other {remaining} file(s) in this batch"
+    cancel: str = "Cancel saving"
+
+
 class FileOverwriteDialog(_ChoiceDialog):
     """One file: its current caption beside the new one; optionally the same for the rest."""
 
-    def __init__(self, parent: QWidget | None, image: Path, existing: str, new: str, remaining: int) -> None:
-        super().__init__(parent, "Replace caption file?")
+    def __init__(self, parent: QWidget | None, image: Path, existing: str, new: str, remaining: int,
+                 words: FileQuestion = FileQuestion()) -> None:  # noqa: B008 - frozen, shared
+        super().__init__(parent, words.title)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"<b>{image.with_suffix('.txt').name}</b> already exists in {image.parent}."))
+        headline = words.headline or (f"<b>{image.with_suffix('.txt').name}</b> already exists in "
+                                      f"{image.parent}.")
+        layout.addWidget(QLabel(headline))
         form = QFormLayout()
-        form.addRow("In the file:", self._text(existing))
+        form.addRow(words.existing_label, self._text(existing))
         form.addRow("New caption:", self._text(new))
         layout.addLayout(form)
-        self.remember = QCheckBox(f"Do the same for the other {remaining} file(s) in this batch")
+        self.remember = QCheckBox(words.remember.format(remaining=remaining))
         self.remember.setObjectName("remember")
         self.remember.setVisible(remaining > 0)
         layout.addWidget(self.remember)
         self.add_choice("Overwrite", Choice.OVERWRITE, QDialogButtonBox.ButtonRole.AcceptRole)
         self.add_choice("Keep existing", Choice.KEEP, QDialogButtonBox.ButtonRole.AcceptRole, default=True)
-        self.add_choice("Cancel saving", Choice.CANCEL, QDialogButtonBox.ButtonRole.RejectRole)
+        self.add_choice(words.cancel, Choice.CANCEL, QDialogButtonBox.ButtonRole.RejectRole)
         layout.addWidget(self.buttons)
         self.resize(520, self.sizeHint().height())
 
@@ -153,6 +179,7 @@ class FileOverwriteDialog(_ChoiceDialog):
     def _text(text: str) -> QPlainTextEdit:
         box = QPlainTextEdit(text)
         box.setReadOnly(True)
+        box.setTabChangesFocus(True)
         box.setMaximumHeight(64)
         return box
 
