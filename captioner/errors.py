@@ -18,26 +18,26 @@ class CaptionerError(Exception):
     """Base class: anything the core refuses, with a message fit for a status line."""
 
 
-class ImageLoadError(CaptionerError):
+class PathError(CaptionerError):
+    """A problem with one file: which file, and the one-line reason without the path."""
+
     def __init__(self, path: str | Path, reason: str) -> None:
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class ImageLoadError(PathError):
+    pass
 
 
 class BundleError(CaptionerError):
     """A model bundle that is missing, broken or does not fit together."""
 
 
-class VideoError(CaptionerError):
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
+class VideoError(PathError):
+    pass
 
 
-class WriteError(CaptionerError):
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
+class WriteError(PathError):
+    pass
