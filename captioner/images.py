@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 from captioner.errors import ImageLoadError, detail
 
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".jfif", ".ppm"}
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".jfif", ".ppm", ".avif"}
 )
 # What Pillow may open, whatever a file is named: the photo formats, and not the plugins that
 # are rarely needed and often fragile (EPS would even start Ghostscript).
