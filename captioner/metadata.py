@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from captioner.errors import WriteError
+from captioner.image_data import image_data_digest
+from captioner.photo_lock import photo_lock
 from captioner.writers import Outcome
 
 ALT_TEXT_LIMIT = 250
@@ -130,34 +132,36 @@ def write_alt_text(path: str | Path, text: str, overwrite: bool = False,
     exiv2 = _exiv2(path)
     target = Path(os.path.realpath(path))  # write through a link, do not replace it
     _check_writable(path, target)
-    with _lock:  # only libexiv2 calls hold the lock; decoding pixels does not
-        image = _open(exiv2, path, target)
-        if image.mimeType() not in WRITABLE_TYPES:
-            raise WriteError(path, f"cannot write alt text into this kind of file "
-                                   f"({image.mimeType()}); supported: {SUPPORTED_TEXT}")
-        _check_xmp_parsed(image, path)
-        existing = _existing(image)
-        if existing is not None and not overwrite:
-            return Outcome.SKIPPED_EXISTS
-        if _holds(image, text):
-            return Outcome.WRITTEN
-        before = _snapshot(image)
-        del image
-    pixels = _pixel_hash(target, path)
-    with _temporary_copy(target, path) as tmp:
-        with _lock:
-            try:
-                copy = exiv2.ImageFactory.open(str(tmp))
-                copy.readMetadata()
-                written = _set_fields(copy, text)
-                copy.writeMetadata()
-                del copy
-            except exiv2.Exiv2Error as exc:
-                raise WriteError(path, f"libexiv2 could not write the metadata: {_exiv2_reason(exc)}") \
-                    from None
-        _verify(exiv2, tmp, path, text, before, written, pixels)
-        _fsync(tmp)
-        _replace(tmp, target, path)
+    with photo_lock(target, path):  # another run or the app may be writing the same photo
+        with _lock:  # only libexiv2 calls hold the lock; reading pixels does not
+            image = _open(exiv2, path, target)
+            if image.mimeType() not in WRITABLE_TYPES:
+                raise WriteError(path, f"cannot write alt text into this kind of file "
+                                       f"({image.mimeType()}); supported: {SUPPORTED_TEXT}")
+            _check_xmp_parsed(image, path)
+            existing = _existing(image)
+            if existing is not None and not overwrite:
+                return Outcome.SKIPPED_EXISTS
+            if _holds(image, text):
+                return Outcome.WRITTEN
+            before = _snapshot(image)
+            del image
+        with _temporary_copy(target, path) as tmp:
+            pixels = image_data_digest(tmp)  # the copy is still byte for byte the original
+            with _lock:
+                try:
+                    copy = exiv2.ImageFactory.open(str(tmp))
+                    copy.readMetadata()
+                    written = _set_fields(copy, text)
+                    copy.writeMetadata()
+                    del copy
+                except exiv2.Exiv2Error as exc:
+                    raise WriteError(path, f"libexiv2 could not write the metadata: "
+                                           f"{_exiv2_reason(exc)}") from None
+            _verify(exiv2, tmp, path, text, before, written)
+            _verify_pixels(target, tmp, path, pixels)
+            _fsync(tmp)
+            _replace(tmp, target, path)
     return Outcome.WRITTEN
 
 
@@ -349,8 +353,8 @@ def _temporary_copy(target: Path, path: Path) -> Iterator[Path]:
     Its name ends in .captioner-tmp, not an image extension, so that a copy left by a killed
     process is never taken for a photo by folder scans.
     """
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".captioner-tmp", dir=target.parent)
+    try:  # a short name: the photo's own may already be near the 255-byte limit
+        fd, name = tempfile.mkstemp(prefix=".", suffix=".captioner-tmp", dir=target.parent)
     except OSError as exc:
         raise WriteError(path, f"cannot write in this folder: {exc.strerror or exc}") from None
     tmp = Path(name)
@@ -367,9 +371,9 @@ def _temporary_copy(target: Path, path: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def _verify(exiv2: Any, tmp: Path, path: Path, text: str, before: dict[str, Any], written: set[str],
-            pixels: str) -> None:
-    """Re-read the written copy: new fields present, all others unchanged, same pixels."""
+def _verify(exiv2: Any, tmp: Path, path: Path, text: str, before: dict[str, Any], written: set[str]
+            ) -> None:
+    """Re-read the written copy: new fields present, all others unchanged."""
     with _lock:
         try:
             check = exiv2.ImageFactory.open(str(tmp))
@@ -390,7 +394,20 @@ def _verify(exiv2: Any, tmp: Path, path: Path, text: str, before: dict[str, Any]
             raise WriteError(path, f"writing would lose {key}; the photo was left as it was")
         if after[key] != value:
             raise WriteError(path, f"writing would change {key}; the photo was left as it was")
-    if _pixel_hash(tmp, path) != pixels:
+
+
+def _verify_pixels(original: Path, tmp: Path, path: Path, before: str | None) -> None:
+    """Same pixels in the written copy as in the original.
+
+    Cheap first: when the bytes that make the pixels (every PNG/WebP chunk, every JPEG segment
+    but the metadata ones) are identical, so are the decoded pixels, and nothing is decoded; a
+    1,500-frame APNG costs a read instead of two decodes of every frame. When they differ (or
+    the format is TIFF, whose strips libexiv2 moves) both files are decoded and compared.
+    """
+    after = image_data_digest(tmp)
+    if before is not None and before == after:
+        return
+    if _pixel_hash(original, path) != _pixel_hash(tmp, path):
         raise WriteError(path, "writing would change the pixels; the photo was left as it was")
 
 

@@ -385,8 +385,10 @@ def test_verification_catches_lost_fields_and_changed_pixels(tmp_path: Path,
             write_alt_text(photo, CAPTION)
     assert photo.read_bytes() == original
 
+    digests = iter(["before", "after"])  # the undecoded bytes differ: both files are decoded
     hashes = iter(["before", "after"])
     with monkeypatch.context() as m:
+        m.setattr(metadata, "image_data_digest", lambda file: next(digests))
         m.setattr(metadata, "_pixel_hash", lambda file, path: next(hashes))
         with pytest.raises(WriteError, match="pixels"):
             write_alt_text(photo, CAPTION)
@@ -508,3 +510,98 @@ def test_cli_write_metadata(tiny_bundle: Path, tmp_path: Path, capsys: pytest.Ca
                  "--provider", "cpu", "--quiet"]) == 1
     _, err = capsys.readouterr()
     assert f"error: {bmp}: cannot write alt text into this kind of file" in err
+
+
+# -- hostile input and races (issue 13) --------------------------------------------------------
+
+RACE_SCRIPT = """
+import sys, time
+from pathlib import Path
+from captioner.metadata import write_alt_text
+text, start, photos = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+time.sleep(max(0.0, start - time.time()))  # both runs start together
+for photo in photos:
+    print(photo, write_alt_text(photo, text).name, flush=True)
+"""
+
+
+def test_two_runs_at_once_never_replace_each_others_alt_text(tmp_path: Path) -> None:
+    """Two writers, no --overwrite: each photo gets exactly one run's text, and only the run
+    whose text it holds may say it wrote it (the other must say it kept the existing one)."""
+    photos = [make_photo(tmp_path, "png", name=f"p{i:02d}") for i in range(30)]
+    start = __import__("time").time() + 3.0
+    procs = {text: subprocess.Popen([sys.executable, "-c", RACE_SCRIPT, text, str(start),
+                                     *map(str, photos)], cwd=ROOT, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+             for text in ("written by run A", "written by run B")}
+    reports = {}
+    for text, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        reports[text] = dict(line.rsplit(" ", 1) for line in out.splitlines())
+    for photo in photos:
+        held = read_alt_text(photo)
+        assert held is not None
+        claims = [text for text, report in reports.items() if report[str(photo)] == "WRITTEN"]
+        assert claims == [held.text], (photo.name, claims, held.text)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_photo_whose_name_is_near_the_limit_gets_its_alt_text(tmp_path: Path) -> None:
+    name = "p" * (255 - len(".png"))  # the longest name the file system allows
+    photo = make_photo(tmp_path, "png", name=name)
+    assert write_alt_text(photo, CAPTION) is Outcome.WRITTEN
+    assert read_alt_text(photo) == metadata.ExistingText(CAPTION, ALT_TEXT)
+    assert leftovers(tmp_path) == []
+
+
+def apng(path: Path, frames: int, changed_frame: int | None = None) -> Path:
+    rng = np.random.default_rng(4)
+    images = [Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)) for _ in range(frames)]
+    if changed_frame is not None:
+        images[changed_frame].putpixel((3, 3), (1, 2, 3))
+    images[0].save(path, save_all=True, append_images=images[1:], duration=40)
+    return path
+
+
+def test_alt_text_into_a_long_animation_does_not_decode_every_frame(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    photo = apng(tmp_path / "anim.png", 1500)
+    pixels = pixel_hash(photo)
+    decoded: list[Path] = []
+    real = metadata._pixel_hash
+    monkeypatch.setattr(metadata, "_pixel_hash", lambda file, path: decoded.append(file) or real(file, path))
+    assert write_alt_text(photo, CAPTION) is Outcome.WRITTEN
+    assert decoded == []  # the pixel-making chunks were compared byte for byte instead
+    assert pixel_hash(photo) == pixels
+    with Image.open(photo) as img:
+        assert img.n_frames == 1500
+    assert read_alt_text(photo) == metadata.ExistingText(CAPTION, ALT_TEXT)
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+def test_undecoded_pixel_digest_ignores_metadata_and_sees_any_pixel(tmp_path: Path, fmt: str) -> None:
+    from captioner.image_data import image_data_digest
+
+    photo = make_photo(tmp_path, fmt)
+    digest = image_data_digest(photo)
+    assert digest is not None
+    bare = tmp_path / f"bare{FORMATS[fmt]}"
+    shutil.copy(photo, bare)
+    assert write_alt_text(photo, CAPTION) is Outcome.WRITTEN  # metadata only: same digest
+    assert image_data_digest(photo) == digest
+    with Image.open(bare) as img:  # one pixel changed, same metadata: another digest
+        changed = img.convert("RGB")
+    changed.putpixel((5, 5), tuple(255 - v for v in changed.getpixel((5, 5))))
+    changed.save(bare, quality=92, lossless=fmt == "webp")
+    assert image_data_digest(bare) != digest
+
+
+def test_a_changed_frame_deep_in_an_animation_is_caught(tmp_path: Path) -> None:
+    original = apng(tmp_path / "a.png", 40)
+    changed = apng(tmp_path / "b.png", 40, changed_frame=33)
+    from captioner.image_data import image_data_digest
+
+    with pytest.raises(WriteError, match="pixels"):
+        metadata._verify_pixels(original, changed, original, image_data_digest(original))
+    metadata._verify_pixels(original, original, original, image_data_digest(original))
