@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import bisect
 import math
+import os
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -118,6 +120,18 @@ def _wrap(path: Path, exc: BaseException) -> VideoError:
     return VideoError(path, f"cannot read video ({reason})")
 
 
+def _check_regular(path: Path) -> None:
+    """Refuse folders, pipes, sockets and devices before opening: a FIFO would block for ever."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise _wrap(path, exc) from None
+    if stat.S_ISDIR(mode):
+        raise VideoError(path, "is a folder, not a video")
+    if not stat.S_ISREG(mode):
+        raise VideoError(path, "not a regular file (a pipe, socket or device), so not read")
+
+
 def _is_cover_art(stream: av.video.stream.VideoStream) -> bool:
     return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
@@ -154,10 +168,10 @@ class VideoReader:
         self.path = Path(path)
         self.options = options
         self.status = ReadStatus()
-        if self.path.is_dir():
-            raise VideoError(self.path, "is a folder, not a video")
+        _check_regular(self.path)
         try:
-            self.container = av.open(str(self.path), metadata_errors="ignore")
+            # "file:" so that a name such as "concat:a|b" or "http:x" is only ever a file name
+            self.container = av.open("file:" + os.path.abspath(self.path), metadata_errors="ignore")
         except Exception as exc:  # av raises many types; none may escape
             raise _wrap(self.path, exc) from None
         try:

@@ -233,3 +233,28 @@ def test_a_stub_at_the_end_of_a_scene_joins_the_part_before(
     assert [(a, b) for a, b, scene in parts if scene == 1] == [(2.0, 3.0), (3.0, 4.2)]  # not 4.0-4.2
     with VideoReader(path, SamplingOptions(every=4.0)) as reader:  # 6 s in 4 s windows: 0-4, 4-6
         assert [(s.start, s.end) for s in reader.samples()] == [(0.0, 4.0), (4.0, 6.0)]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="POSIX named pipes")
+def test_a_named_pipe_is_refused_at_once_not_waited_on(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "v.mp4"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+    worker = threading.Thread(target=lambda: _open_into(fifo, outcome), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():  # it blocked in open(): unblock it before failing
+        with open(fifo, "wb"):
+            pass
+        pytest.fail("opening a named pipe blocked")
+    assert len(outcome) == 1 and isinstance(outcome[0], VideoError), outcome
+    assert "not a regular file" in str(outcome[0]) and "\n" not in str(outcome[0])
+
+
+def _open_into(path: Path, outcome: list[BaseException]) -> None:
+    try:
+        VideoReader(path, SamplingOptions(every=1.0)).close()
+    except BaseException as exc:  # noqa: BLE001 - the test looks at what it was
+        outcome.append(exc)
