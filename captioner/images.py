@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageMode, ImageOps
 
 from captioner.errors import ImageLoadError, detail
 
@@ -27,6 +27,11 @@ IMAGE_EXTENSIONS = frozenset(
 # are rarely needed and often fragile (EPS would even start Ghostscript).
 IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "WEBP", "BMP", "DIB", "PPM", "AVIF")
 MAX_PIXELS = 100_000_000  # more decoded pixels than this are refused as probable bombs
+# ...and more decoded bytes (pixels x the mode's bytes per pixel) than 100 megapixels of 8-bit
+# RGB: RGBA, CMYK, 16- and 32-bit images cost more per pixel, and a tiny PNG can ask for GBs.
+MAX_DECODED_BYTES = 3 * MAX_PIXELS
+DEEP_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_ROWS_PER_BAND = 256  # rows converted at a time from 16/32-bit grey: no full-size float copy
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,10 @@ def load_image(path: str | Path, draft_size: int | None = None) -> Image.Image:
                 if img.width * img.height > MAX_PIXELS:
                     raise ImageLoadError(path, f"image too large ({img.width}x{img.height} pixels, "
                                                f"the limit is {MAX_PIXELS // 1_000_000} megapixels)")
+                if decoded_bytes(img) > MAX_DECODED_BYTES:
+                    raise ImageLoadError(path, f"image too large ({img.width}x{img.height} pixels "
+                                               f"of mode {img.mode} take {decoded_bytes(img) >> 20} MB "
+                                               f"decoded, the limit is {MAX_DECODED_BYTES >> 20} MB)")
                 if img.width < 1 or img.height < 1:
                     raise ImageLoadError(path, f"image has no pixels ({img.width}x{img.height})")
                 img.seek(0)  # the first frame of an animation or the first page of a TIFF
@@ -104,6 +113,17 @@ def load_image(path: str | Path, draft_size: int | None = None) -> Image.Image:
         raise ImageLoadError(path, f"cannot decode image ({type(exc).__name__}: {detail(exc)})") from None
 
 
+def decoded_bytes(img: Image.Image) -> int:
+    """Pixels times the mode's bytes per pixel (bands x bytes per band; 1-bit counts as 1)."""
+    try:
+        mode = ImageMode.getmode(img.mode)
+        band = int(mode.typestr[-1]) if mode.typestr[-1].isdigit() else 4
+        per_pixel = len(mode.bands) * band
+    except (KeyError, ValueError):
+        per_pixel = 4
+    return img.width * img.height * per_pixel
+
+
 def _upright(img: Image.Image) -> Image.Image:
     """Apply the EXIF orientation; a photo whose EXIF is malformed is kept as stored."""
     try:
@@ -119,11 +139,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         img.load()
         return img.copy()
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        arr8 = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
-        return Image.fromarray(arr8, "L").convert("RGB")
+    if img.mode in DEEP_GREY_MODES:
+        return _deep_grey_to_rgb(img)
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA"):
@@ -131,6 +148,22 @@ def to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")
+
+
+def _deep_grey_to_rgb(img: Image.Image) -> Image.Image:
+    """16/32-bit grey to 8-bit RGB, a band of rows at a time: a 9999x9999 16-bit PNG took
+    2.9 GB when converted through one full-size float64 array."""
+    if img.mode.startswith("I;16"):
+        top = 65535.0
+    else:
+        high = img.getextrema()[1]
+        top = 65535.0 if isinstance(high, (int, float)) and high > 255 else 255.0
+    width, height = img.size
+    grey = np.empty((height, width), dtype=np.uint8)
+    for y in range(0, height, _ROWS_PER_BAND):
+        band = np.asarray(img.crop((0, y, width, min(height, y + _ROWS_PER_BAND))), dtype=np.float64)
+        grey[y:y + band.shape[0]] = np.clip(band / top * 255.0, 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, "L").convert("RGB")
 
 
 def preprocess(img: Image.Image, spec: InputSpec) -> np.ndarray:

@@ -73,3 +73,63 @@ def test_draft_mode_keeps_at_least_the_asked_size(tmp_path: Path) -> None:
     Image.new("RGB", (2000, 1500), (10, 200, 30)).save(path)
     img = load_image(path, draft_size=224)
     assert min(img.size) >= 224 and img.size[0] < 2000
+
+
+def png_header_only(path: Path, width: int, height: int, bit_depth: int, colour_type: int) -> Path:
+    """A PNG that claims a size in its header and holds no pixel data: opening it costs nothing,
+    decoding it would cost what the header says."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+def test_decode_is_bounded_by_bytes_not_only_pixels(tmp_path: Path) -> None:
+    from captioner.images import MAX_DECODED_BYTES, MAX_PIXELS
+
+    side = 9000  # 81 megapixels: under the pixel limit, but 324 MB as RGBA
+    assert side * side < MAX_PIXELS and side * side * 4 > MAX_DECODED_BYTES
+    with pytest.raises(ImageLoadError, match="MB decoded, the limit is"):
+        load_image(png_header_only(tmp_path / "rgba.png", side, side, 8, 6))
+
+
+PEAK_SCRIPT = """
+import resource, sys
+from captioner.images import load_image
+image = load_image(sys.argv[1], draft_size=224)
+print(image.size[0], image.size[1], image.getpixel((7, 7))[0],
+      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_a_small_16_bit_png_of_9999_squared_stays_within_a_gigabyte(tmp_path: Path) -> None:
+    """194 KB on disk, 9999x9999 16-bit grey: the conversion to 8 bits took 2.9 GB."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "deep.png"
+    Image.new("I;16", (9999, 9999), 51400).save(path)  # 51400/65535 of white: level 200
+    done = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(path)], capture_output=True,
+                          text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    width, height, level, peak_mb = map(int, done.stdout.split())
+    assert (width, height, level) == (9999, 9999, 200)
+    assert peak_mb < 1100, f"peak {peak_mb} MB"
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I"])
+def test_deep_grey_converts_as_before(mode: str) -> None:
+    rng = np.random.default_rng(2)
+    top = 65535 if mode == "I;16" else 1000
+    values = rng.integers(0, top, (600, 37))
+    img = Image.fromarray(values.astype(np.uint16 if mode == "I;16" else np.int32))
+    img = img if img.mode == mode else img.convert(mode)
+    expected = np.clip(values / (65535.0 if top > 255 else 255.0) * 255.0, 0, 255).astype(np.uint8)
+    out = np.asarray(to_rgb(img))
+    assert out.shape == (600, 37, 3)
+    assert np.array_equal(out[:, :, 0], expected) and np.array_equal(out[:, :, 2], expected)
