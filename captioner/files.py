@@ -9,7 +9,8 @@ What a real photo folder holds and what happens to it here:
   half-written `.photo.txt.tmp`) are skipped when walking a folder, as a file browser does;
 * anything that is not a regular file (a pipe named `x.jpg`, a device) is never opened, since
   reading it could block forever;
-* a folder that cannot be listed is reported and the walk goes on.
+* a folder that cannot be listed is reported and the walk goes on;
+* the walk is a loop, not a recursion, so a tree thousands of folders deep is no different.
 
 Paths named directly are kept whatever their extension (the loader looks at the bytes).
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,15 +45,27 @@ def find_images(paths: Iterable[str | Path], recursive: bool = True) -> FoundIma
         path = Path(raw)
         if path.is_dir():
             _walk(path, recursive, found, seen_dirs, seen_files)
-        elif path.is_file():
+            continue
+        problem = regular_file_problem(path)
+        if problem is None:
             _add(path, found, seen_files)
-        elif path.is_symlink():
-            found.problems.append((path, _link_problem(path)))
-        elif _exists(path):
-            found.problems.append((path, "not a regular file (a pipe, socket or device)"))
         else:
-            found.problems.append((path, "no such file or folder"))
+            found.problems.append((path, problem))
     return found
+
+
+def regular_file_problem(path: Path) -> str | None:
+    """Why a path named on the command line cannot be read as a file, or None for a regular
+    file. It is never opened: opening a pipe named `v.mp4` could block for ever."""
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return "is a folder, not a file"
+    if path.is_symlink():
+        return _link_problem(path)
+    if _exists(path):
+        return "not a regular file (a pipe, socket or device)"
+    return "no such file or folder"
 
 
 def _add(path: Path, found: FoundImages, seen: set[str]) -> None:
@@ -84,35 +97,54 @@ def _link_problem(path: Path) -> str:
 
 def _walk(root: Path, recursive: bool, found: FoundImages, seen: set[tuple[int, int]],
           seen_files: set[str]) -> None:
+    """Depth first, in name order, without recursion: a tree thousands of folders deep is
+    walked like any other (Python's recursion limit is about 1,000 calls)."""
+    listings = [_listing(root, found, seen)]
+    while listings:
+        entry = next(listings[-1], None)
+        if entry is None:
+            listings.pop()
+            continue
+        folder = _visit(entry, recursive, found, seen_files)
+        if folder is not None:
+            listings.append(_listing(folder, found, seen))
+
+
+def _listing(folder: Path, found: FoundImages, seen: set[tuple[int, int]]) -> Iterator[os.DirEntry[str]]:
+    """The visible entries of a folder in name order; none for a folder already walked or
+    one that cannot be listed (which is reported)."""
     try:
-        st = root.stat()
+        st = folder.stat()
     except OSError as exc:
-        found.problems.append((root, f"cannot open folder: {exc.strerror}"))
-        return
+        found.problems.append((folder, f"cannot open folder: {exc.strerror}"))
+        return iter(())
     if (st.st_dev, st.st_ino) in seen:  # a symlink loop or a folder named twice
-        return
+        return iter(())
     seen.add((st.st_dev, st.st_ino))
     try:
-        with os.scandir(root) as listing:
+        with os.scandir(folder) as listing:
             entries = sorted(listing, key=lambda e: e.name)
     except OSError as exc:
-        found.problems.append((root, f"cannot list folder: {exc.strerror}"))
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        path = Path(entry.path)
-        try:
-            if entry.is_dir():
-                if recursive:
-                    _walk(path, recursive, found, seen, seen_files)
-            elif entry.is_file():
-                if is_image_path(path):
-                    _add(path, found, seen_files)
-            elif entry.is_symlink() and is_image_path(path):
-                found.problems.append((path, _link_problem(path)))
-        except OSError as exc:
+        found.problems.append((folder, f"cannot list folder: {exc.strerror}"))
+        return iter(())
+    return iter([e for e in entries if not e.name.startswith(".")])
+
+
+def _visit(entry: os.DirEntry[str], recursive: bool, found: FoundImages, seen_files: set[str]
+           ) -> Path | None:
+    """Take one folder entry: an image is added, a problem reported; a folder to enter is returned."""
+    path = Path(entry.path)
+    try:
+        if entry.is_dir():
+            return path if recursive else None
+        if entry.is_file():
             if is_image_path(path):
-                reason = (_link_problem(path) if exc.errno == errno.ELOOP
-                          else f"cannot read: {exc.strerror}")
-                found.problems.append((path, reason))
+                _add(path, found, seen_files)
+        elif entry.is_symlink() and is_image_path(path):
+            found.problems.append((path, _link_problem(path)))
+    except OSError as exc:
+        if is_image_path(path):
+            reason = (_link_problem(path) if exc.errno == errno.ELOOP
+                      else f"cannot read: {exc.strerror}")
+            found.problems.append((path, reason))
+    return None

@@ -1,4 +1,5 @@
-"""Segment writers: SRT, WebVTT, CSV and JSON, all through atomic_write_text.
+"""Segment writers: SRT, WebVTT, CSV and JSON, all through atomic_write_text (CSV text cells
+that would start a spreadsheet formula are neutralised).
 
 Subtitle cues follow the usual norms: at most two lines of at most 42 characters, broken at
 spaces so the lines are as even as they can be. A caption too long for one cue is split over
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from captioner.segments import Segment
 from captioner.video import timecode
-from captioner.writers import Outcome, atomic_write_text
+from captioner.writers import Outcome, atomic_write_text, csv_cell, escape_surrogates
 
 FORMATS = ("srt", "vtt", "csv", "json")
 MAX_CHARS = 42
@@ -131,8 +132,8 @@ def to_csv(segments: Sequence[Segment], thumbnails: Sequence[str | None] | None 
                      "frame_time", "thumbnail"])
     for i, seg in enumerate(segments):
         writer.writerow([i + 1, f"{seg.start:.3f}", f"{seg.end:.3f}", timecode(seg.start),
-                         timecode(seg.end), seg.caption, f"{seg.score:.4f}", f"{seg.frame_time:.3f}",
-                         _thumb_name(thumbnails, i)])
+                         timecode(seg.end), csv_cell(seg.caption), f"{seg.score:.4f}",
+                         f"{seg.frame_time:.3f}", csv_cell(_thumb_name(thumbnails, i))])
     return buf.getvalue()
 
 
@@ -148,7 +149,7 @@ def to_json(segments: Sequence[Segment], video: str | None = None, duration: flo
         items.append(item)
     doc = {"video": video, "duration": None if duration is None else round(duration, 3),
            "complete": stopped is None, "stopped": stopped, "segments": items}
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return escape_surrogates(json.dumps(doc, indent=2, ensure_ascii=False)) + "\n"
 
 
 @dataclass(frozen=True)
@@ -175,9 +176,7 @@ def render(fmt: str, segments: Sequence[Segment], doc: VideoDocument = VideoDocu
 
 def write_segments(path: Path, fmt: str, segments: Sequence[Segment],
                    doc: VideoDocument = VideoDocument(), overwrite: bool = False) -> Outcome:
-    """Write one file atomically; an existing file is left alone unless overwrite is set."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        return Outcome.SKIPPED_EXISTS
-    atomic_write_text(path, render(fmt, segments, doc))
-    return Outcome.WRITTEN
+    """Write one file atomically; an existing file is left alone unless overwrite is set, and
+    one that is not text (a video named .srt) always."""
+    written = atomic_write_text(Path(path), render(fmt, segments, doc), overwrite=overwrite)
+    return Outcome.WRITTEN if written else Outcome.SKIPPED_EXISTS

@@ -1,8 +1,10 @@
-"""Caption writers: sidecar .txt, one JSON, one CSV. Every write is atomic.
+"""Caption writers: sidecar .txt, one JSON, one CSV, and `atomic_write_bytes`, which every
+file this tool writes goes through (captions, subtitles, thumbnails).
 
 A file is written to a temporary name in the same folder and moved over the target with
 os.replace, so a process killed mid-write leaves the old file or the new one, never a torn
-one. Sidecars that exist are never overwritten unless the caller says so.
+one. Files that exist are never overwritten unless the caller says so, and never at all when
+they are not what this tool writes (a photo, a video: see captioner.sniff).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import ClassVar
 
 from captioner.errors import WriteError
+from captioner.sniff import Replaceable, replace_refusal
 
 
 class Outcome(Enum):
@@ -29,12 +33,23 @@ class Outcome(Enum):
 
 @dataclass(frozen=True)
 class CaptionRecord:
-    """One captioned file as the writers see it."""
+    """One captioned file as the writers see it.
+
+    `fields()` is the one place that says what a record holds in JSON and CSV: a new field
+    (tags, confidence) is added there and in the dataclass, and both writers follow.
+    """
 
     path: Path
     caption: str
     score: float | None = None
     alternatives: Sequence[tuple[str, float]] = ()
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("file", "caption", "score")
+
+    def fields(self) -> dict[str, object]:
+        """The flat fields, in FIELDS order (lists are joined by the CSV writer)."""
+        score = None if self.score is None else round(self.score, 4)
+        return dict(zip(self.FIELDS, (str(self.path), self.caption, score), strict=True))
 
 
 def _read_umask() -> int:
@@ -54,9 +69,19 @@ _NEW_FILE_MODE = 0o666 & ~_read_umask()  # what open() would give a new file
 
 
 def atomic_write_text(path: Path, text: str, overwrite: bool = True, errors: str = "strict") -> bool:
-    """Write text to path via temp file + fsync + rename; raise WriteError on failure.
+    """Write text as UTF-8 through atomic_write_bytes (see there); raise WriteError on failure."""
+    try:
+        data = text.encode("utf-8", errors)
+    except UnicodeEncodeError as exc:
+        raise WriteError(path, f"text cannot be written as UTF-8 ({exc.reason})") from None
+    return atomic_write_bytes(Path(path), data, overwrite)
 
-    The text goes to a hidden temporary file in the same folder (`.NAME.XXXXXXXX.tmp`) which
+
+def atomic_write_bytes(path: Path, data: bytes, overwrite: bool = True,
+                       replaces: Replaceable = Replaceable.TEXT) -> bool:
+    """Write bytes to path via temp file + fsync + rename; raise WriteError on failure.
+
+    The bytes go to a hidden temporary file in the same folder (`.NAME.XXXXXXXX.tmp`) which
     then takes the target's name in one step, so a reader, or a process killed at any moment,
     sees the old file or the new one, never a mix. The new file gets the old one's permissions
     (or the umask's, for a new file), not mkstemp's owner-only 0600.
@@ -64,7 +89,9 @@ def atomic_write_text(path: Path, text: str, overwrite: bool = True, errors: str
     With overwrite=False the rename cannot replace a file that appeared since the caller
     looked (a hard link publishes it, failing if the name exists): the function then returns
     False and leaves that file alone. It returns True when it wrote. A file that is read-only
-    for everyone (chmod a-w) is treated as locked and never replaced.
+    for everyone (chmod a-w) is treated as locked and never replaced, and neither is a file
+    that this tool could not have written (`replaces` says what may be replaced: a photo, a
+    video or any binary file never is, whatever `overwrite` says).
     """
     path = Path(path)
     mode = _NEW_FILE_MODE
@@ -75,32 +102,10 @@ def atomic_write_text(path: Path, text: str, overwrite: bool = True, errors: str
     if st is not None:
         if not overwrite:
             return False
-        if not st.st_mode & 0o222:
-            raise WriteError(path, "caption file is read-only (locked), not replaced")
-        mode = st.st_mode & 0o7777
+        mode = _replaceable_mode(path, st, replaces)
+    fd, tmp = _temporary(path)
     try:
-        data = text.encode("utf-8", errors)
-    except UnicodeEncodeError as exc:
-        raise WriteError(path, f"text cannot be written as UTF-8 ({exc.reason})") from None
-    try:
-        # cut short: a 250-character photo name must leave room for the temp's own parts
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
-    except FileNotFoundError:
-        raise WriteError(path, "folder does not exist") from None
-    except PermissionError:
-        raise WriteError(path, "folder is read-only (permission denied)") from None
-    except OSError as exc:
-        raise WriteError(path, f"cannot write here: {exc.strerror or exc}") from None
-    try:
-        try:
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fill(fd, data, mode)
         if overwrite:
             os.replace(tmp, path)
         elif not _publish_new(tmp, path):
@@ -114,6 +119,45 @@ def atomic_write_text(path: Path, text: str, overwrite: bool = True, errors: str
             except OSError:
                 pass
     return True
+
+
+def _replaceable_mode(path: Path, st: os.stat_result, replaces: Replaceable) -> int:
+    """The permissions the replacement keeps; WriteError if the file must not be replaced."""
+    if not st.st_mode & 0o222:
+        raise WriteError(path, "caption file is read-only (locked), not replaced")
+    refusal = replace_refusal(path, replaces)
+    if refusal is not None:
+        raise WriteError(path, refusal)
+    return st.st_mode & 0o7777
+
+
+def _temporary(path: Path) -> tuple[int, str]:
+    """A new hidden file beside path; WriteError (saying why) if the folder takes none."""
+    try:
+        # cut short: a 250-character photo name must leave room for the temp's own parts
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
+    except FileNotFoundError:
+        raise WriteError(path, "folder does not exist") from None
+    except NotADirectoryError:
+        raise WriteError(path, "cannot write here: its folder is a file") from None
+    except PermissionError:
+        raise WriteError(path, "folder is read-only (permission denied)") from None
+    except OSError as exc:
+        raise WriteError(path, f"cannot write here: {exc.strerror or exc}") from None
+    return fd, tmp
+
+
+def _fill(fd: int, data: bytes, mode: int) -> None:
+    """Write all of data to fd with the given permissions, fsync and close it."""
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _publish_new(tmp: str, path: Path) -> bool:
@@ -154,35 +198,64 @@ def read_sidecar(image: Path) -> str | None:
 
 
 def write_sidecar(image: Path, caption: str, overwrite: bool = False) -> Outcome:
-    """NAME.txt next to the image; one that exists is kept unless overwrite is set."""
-    written = atomic_write_text(sidecar_path(image), caption.strip() + "\n", overwrite=overwrite)
+    """NAME.txt next to the image; one that exists is kept unless overwrite is set.
+
+    A photo named NAME.txt is its own sidecar name: it is never replaced by its caption."""
+    target = sidecar_path(image)
+    if os.path.normcase(os.path.abspath(target)) == os.path.normcase(os.path.abspath(image)):
+        raise WriteError(target, "is the photo itself (named .txt), so it gets no caption file; not written")
+    written = atomic_write_text(target, caption.strip() + "\n", overwrite=overwrite)
     return Outcome.WRITTEN if written else Outcome.SKIPPED_EXISTS
 
 
 def to_json(records: Iterable[CaptionRecord]) -> str:
-    items = [{"file": str(r.path), "caption": r.caption,
-              **({"score": round(r.score, 4)} if r.score is not None else {}),
-              **({"alternatives": [{"caption": t, "score": round(s, 4)} for t, s in r.alternatives]}
-                 if r.alternatives else {})} for r in records]
-    return _escape_surrogates(json.dumps(items, indent=2, ensure_ascii=False)) + "\n"
+    items = []
+    for r in records:
+        item = {name: value for name, value in r.fields().items() if value is not None}
+        if r.alternatives:
+            item["alternatives"] = [{"caption": t, "score": round(s, 4)} for t, s in r.alternatives]
+        items.append(item)
+    return escape_surrogates(json.dumps(items, indent=2, ensure_ascii=False)) + "\n"
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _escape_surrogates(text: str) -> str:
+def escape_surrogates(text: str) -> str:
     """A file name that is not valid UTF-8 reaches Python with its odd bytes as lone
     surrogates (os.fsdecode); JSON keeps them as \\udcXX escapes, which json.load gives back
     and os.fsencode turns into the exact bytes of the name."""
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> str:
+    """A cell a spreadsheet shows as text: one that would start a formula (= + - @, or a tab or
+    carriage return before one) gets a leading apostrophe, as OWASP advises. Numbers we write
+    are not passed through here (a negative score starts with '-' and is no formula)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _csv_value(value: object) -> str:
+    """A field as a CSV cell: numbers with 4 decimals, lists joined, text made formula-safe."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, (list, tuple)):
+        return csv_cell("; ".join(map(str, value)))
+    return csv_cell(value)
+
+
 def to_csv(records: Iterable[CaptionRecord]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["file", "caption", "score"])
+    writer.writerow(list(CaptionRecord.FIELDS))
     for r in records:
-        writer.writerow([str(r.path), r.caption, "" if r.score is None else f"{r.score:.4f}"])
+        writer.writerow([_csv_value(value) for value in r.fields().values()])
     return buf.getvalue()
 
 

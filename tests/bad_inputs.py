@@ -51,7 +51,7 @@ import shutil
 import struct
 import sys
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -519,6 +519,323 @@ def _bundles(b: _Builder, source: Path) -> None:
     refused("bundle_not_found", root / "no_such_bundle", "model bundle not found")
 
 
+# -- hostile runs: commands a careless user or an attacker types ---------------------------
+
+
+@dataclass(frozen=True)
+class HostileRun:
+    """One `captioner ARGS...` run in `cwd`, and what it must do besides never printing a
+    traceback or a raw control character (ESC, a newline inside a line, ...):
+
+    exit_code   the exit status (2: bad arguments, nothing ran)
+    says        a fragment found in exactly one stderr line (the one naming the file)
+    kept        files that must be byte for byte as they were (inputs, a person's files)
+    made        files the run must leave, not empty; `absent`: files it must not leave
+    holds       (file, fragment): what a made file must contain
+    out_lines   how many lines stdout must have; `out_fields`: tab-separated fields per line
+    one_line    stderr is exactly one line (a usage error)
+    reader_gone stdout is a pipe whose reader has left before the first line (`| head -1`)
+    deep_trees  folders to remove with `remove_tree` after the run (pytest's cleanup recurses)
+    """
+
+    argv: tuple[str, ...]
+    cwd: Path  # root/NAME
+    exit_code: int
+    says: str = ""
+    kept: tuple[Path, ...] = ()
+    made: tuple[Path, ...] = ()
+    absent: tuple[Path, ...] = ()
+    holds: tuple[tuple[Path, str], ...] = ()
+    out_lines: int | None = None
+    out_fields: int | None = None
+    prints: str = ""
+    one_line: bool = False
+    reader_gone: bool = False
+    deep_trees: tuple[Path, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.cwd.name
+
+
+_RUNS: dict[str, Callable[[Path], HostileRun]] = {}
+
+
+def _run_case(build: Callable[[Path], HostileRun]) -> Callable[[Path], HostileRun]:
+    _RUNS[build.__name__.lstrip("_")] = build
+    return build
+
+
+def hostile_run_names() -> list[str]:
+    return list(_RUNS)
+
+
+def make_hostile_run(name: str, root: str | Path) -> HostileRun:
+    """Build the files of one hostile run under root/name and return it."""
+    cwd = Path(root) / name
+    cwd.mkdir(parents=True, exist_ok=True)
+    return _RUNS[name](cwd)
+
+
+def _photos(folder: Path, *names: str) -> tuple[Path, ...]:
+    shapes = [("red", "circle"), ("blue", "square"), ("green", "triangle"), ("yellow", "circle")]
+    paths = []
+    for i, name in enumerate(names):
+        colour, kind = shapes[i % len(shapes)]
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(jpeg_bytes(shape(colour, kind, 40 + i)))
+        paths.append(path)
+    return tuple(paths)
+
+
+def _clip(path: Path, *shots: tuple[str, str]) -> Path:
+    from tests.videos import shape_shots, write_video
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    made = path.with_name("made.mp4")  # the muxer goes by the extension: m.srt is an MP4 renamed
+    write_video(made, shape_shots([(c, k, 2.0) for c, k in shots]), fps=10, size=(160, 160))
+    made.rename(path)
+    return path
+
+
+VIDEO_ARGS = ("--every", "1", "--quiet", "--provider", "cpu")
+PHOTO_ARGS = ("--quiet", "--provider", "cpu")
+
+
+@_run_case
+def _json_after_a_glob(cwd: Path) -> HostileRun:
+    """`captioner caption --overwrite --json *.jpg`: the shell puts a.jpg after --json."""
+    a, b = _photos(cwd, "a.jpg", "b.jpg")
+    return HostileRun(("caption", "--overwrite", "--json", "a.jpg", "b.jpg", *PHOTO_ARGS),
+                      cwd, 2, says="--json a.jpg: is a JPEG image", kept=(a, b), one_line=True)
+
+
+@_run_case
+def _json_names_an_input(cwd: Path) -> HostileRun:
+    a, b = _photos(cwd, "a.jpg", "b.jpg")
+    return HostileRun(("caption", "a.jpg", "b.jpg", "--json", "a.jpg", "--overwrite", *PHOTO_ARGS), cwd, 2,
+                      says="is one of the files to caption", kept=(a, b), one_line=True)
+
+
+@_run_case
+def _csv_names_a_photo(cwd: Path) -> HostileRun:
+    """A photo that is not captioned in this run is no more a CSV file to replace."""
+    a, other = _photos(cwd, "a.jpg", "other.png")
+    return HostileRun(("caption", "a.jpg", "--csv", "other.png", *PHOTO_ARGS),
+                      cwd, 2, says="--csv other.png: is a JPEG image", kept=(a, other), one_line=True)
+
+
+@_run_case
+def _photo_named_txt(cwd: Path) -> HostileRun:
+    """A photo called p.txt is its own sidecar name: --sidecar --overwrite must not replace it."""
+    (p,) = _photos(cwd, "p.txt")
+    return HostileRun(("caption", "p.txt", "--sidecar", "--overwrite", *PHOTO_ARGS),
+                      cwd, 1, says="p.txt: is the photo itself", kept=(p,), out_lines=1)
+
+
+@_run_case
+def _photo_named_like_another_photos_sidecar(cwd: Path) -> HostileRun:
+    """a.jpg's sidecar would be a.txt, which is a photo captioned in the same run."""
+    a, a_txt = _photos(cwd, "a.jpg", "a.txt")
+    return HostileRun(("caption", "a.jpg", "a.txt", "--sidecar", "--overwrite", *PHOTO_ARGS),
+                      cwd, 1, says="a.txt: is one of the files being captioned", kept=(a, a_txt), out_lines=2)
+
+
+@_run_case
+def _video_named_srt(cwd: Path) -> HostileRun:
+    video = _clip(cwd / "m.srt", ("red", "circle"))
+    return HostileRun(("video", "m.srt", "--overwrite", *VIDEO_ARGS), cwd, 1,
+                      says="m.srt: is one of the videos being captioned", kept=(video,))
+
+
+def _same_name_videos(cwd: Path, overwrite: bool) -> HostileRun:
+    """a/clip.mp4 and b/clip.mp4 into one folder: distinct files, thumbnails apart."""
+    _clip(cwd / "a" / "clip.mp4", ("red", "circle"), ("blue", "square"))
+    _clip(cwd / "b" / "clip.mp4", ("green", "triangle"))
+    out = cwd / "out"
+    flag = ("--overwrite",) if overwrite else ()
+    return HostileRun(("video", "a/clip.mp4", "b/clip.mp4", "--out-dir", "out", "--thumbnails",
+                       "--format", "srt,csv", "--scenes", *flag, *VIDEO_ARGS), cwd, 0,
+                      made=(out / "a_clip.srt", out / "b_clip.srt", out / "a_clip_thumbs" / "0002.jpg",
+                            out / "b_clip_thumbs" / "0001.jpg"),
+                      absent=(out / "clip.srt", out / "b_clip_thumbs" / "0002.jpg"),
+                      holds=((out / "a_clip.srt", "a red circle"), (out / "b_clip.srt", "a green triangle"),
+                             (out / "b_clip.csv", "b_clip_thumbs/0001.jpg")))
+
+
+@_run_case
+def _same_name_videos_overwrite(cwd: Path) -> HostileRun:
+    return _same_name_videos(cwd, overwrite=True)
+
+
+@_run_case
+def _same_name_videos_keep(cwd: Path) -> HostileRun:
+    return _same_name_videos(cwd, overwrite=False)
+
+
+@_run_case
+def _alt_text_with_escape_sequences(cwd: Path) -> HostileRun:
+    """Alt text already in the photo clears the screen and fakes an error line if printed raw."""
+    exif = Image.Exif()
+    exif[0x010E] = "\x1b[2J\nerror: everything failed"
+    path = cwd / "hostile.jpg"
+    path.write_bytes(jpeg_bytes(shape("red", "circle", 50), exif=exif))
+    return HostileRun(("caption", "hostile.jpg", "--write-metadata", *PHOTO_ARGS), cwd, 0,
+                      says="\\x1b[2J\\nerror: everything failed", out_lines=1, out_fields=2)
+
+
+@_run_case
+def _escape_sequence_in_a_file_name(cwd: Path) -> HostileRun:
+    _photos(cwd, "\x1b]0;pwned\x07\x1b[31mred\tname.jpg")
+    return HostileRun(("caption", ".", *PHOTO_ARGS), cwd, 0, out_lines=1, out_fields=2,
+                      prints="\\x1b]0;pwned\\x07\\x1b[31mred\\tname.jpg")
+
+
+@_run_case
+def _video_name_splits_the_tsv(cwd: Path) -> HostileRun:
+    _clip(cwd / "tab\tand\nnewline.mp4", ("red", "circle"), ("blue", "square"))
+    return HostileRun(("video", "tab\tand\nnewline.mp4", "--every", "1", "--provider", "cpu",
+                       "--format", "json"), cwd, 0,
+                      out_lines=2, out_fields=4, prints="tab\\tand\\nnewline.mp4\t")
+
+
+@_run_case
+def _csv_formula_in_a_file_name(cwd: Path) -> HostileRun:
+    _photos(cwd, "=HYPERLINK(1).jpg", "@SUM(1).jpg")
+    csv = cwd / "out.csv"
+    return HostileRun(("caption", "=HYPERLINK(1).jpg", "@SUM(1).jpg", "--csv", "out.csv", *PHOTO_ARGS),
+                      cwd, 0,
+                      holds=((csv, "\n'=HYPERLINK(1).jpg,"), (csv, "\n'@SUM(1).jpg,")))
+
+
+@_run_case
+def _csv_formula_in_a_video_thumbnail(cwd: Path) -> HostileRun:
+    _clip(cwd / "-2+3.mp4", ("red", "circle"))
+    return HostileRun(("video", "./-2+3.mp4", "--format", "csv", "--thumbnails", *VIDEO_ARGS), cwd, 0,
+                      holds=((cwd / "-2+3.csv", ",'-2+3_thumbs/0001.jpg\n"),))
+
+
+def _bad_number(option: str, value: str, command: str = "caption") -> Callable[[Path], HostileRun]:
+    def build(cwd: Path) -> HostileRun:
+        photo = _photos(cwd, "a.jpg")[0]
+        target = ("a.jpg",) if command == "caption" else ("v.mp4",)
+        return HostileRun((command, *target, option, value, "--provider", "cpu"), cwd, 2,
+                          says=option, kept=(photo,), one_line=True, out_lines=0)
+    build.__name__ = f"_{command}_{option.lstrip('-').replace('-', '_')}_{value.replace('-', 'minus_')}"
+    return build
+
+
+for _option, _value in (("--beam", "100000"), ("--beam", "0"), ("--max-length", "-1"),
+                        ("--max-length", "0"), ("--batch-size", "0"), ("--batch-size", "-1")):
+    _run_case(_bad_number(_option, _value))
+_run_case(_bad_number("--batch-size", "0", command="video"))
+_run_case(_bad_number("--every", "nan", command="video"))
+
+
+@_run_case
+def _thumbnails_folder_cannot_be_made(cwd: Path) -> HostileRun:
+    _clip(cwd / "clip.mp4", ("red", "circle"))
+    _clip(cwd / "good.mp4", ("blue", "square"))
+    (cwd / "clip_thumbs").write_text("a file where the folder would go\n")
+    return HostileRun(("video", "clip.mp4", "good.mp4", "--thumbnails", *VIDEO_ARGS), cwd, 1,
+                      says="clip_thumbs: cannot make the thumbnails folder",
+                      kept=(cwd / "clip_thumbs",), made=(cwd / "clip.srt", cwd / "good_thumbs" / "0001.jpg"))
+
+
+@_run_case
+def _out_dir_is_a_file(cwd: Path) -> HostileRun:
+    _clip(cwd / "clip.mp4", ("red", "circle"))
+    (cwd / "out").write_text("not a folder\n")
+    return HostileRun(("video", "clip.mp4", "--out-dir", "out", *VIDEO_ARGS), cwd, 2,
+                      says="--out-dir out: is a file", kept=(cwd / "out",), one_line=True)
+
+
+@_run_case
+def _folders_1200_deep(cwd: Path) -> HostileRun:
+    folder = cwd / "deep"
+    for _ in range(1200):
+        folder = folder / "d"
+        folder.mkdir(parents=True)
+    _photos(folder, "bottom.jpg")
+    return HostileRun(("caption", "-r", "deep", *PHOTO_ARGS), cwd, 0, out_lines=1, deep_trees=(cwd / "deep",))
+
+
+def remove_tree(root: Path) -> None:
+    """shutil.rmtree without recursion (it recurses once per level: 1,200 levels are too many)."""
+    stack, folders = [root], []
+    while stack:
+        folder = stack.pop()
+        folders.append(folder)
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                else:
+                    os.unlink(entry.path)
+    for folder in reversed(folders):
+        os.rmdir(folder)
+
+
+@_run_case
+def _skipped_names_the_caption_file(cwd: Path) -> HostileRun:
+    _photos(cwd, "a.jpg")
+    (cwd / "a.txt").write_text(HAND_WRITTEN + "\n")
+    return HostileRun(("caption", "a.jpg", "--sidecar", *PHOTO_ARGS), cwd, 0,
+                      says="skipped: a.txt exists", kept=(cwd / "a.txt",))
+
+
+@_run_case
+def _video_that_decodes_nothing(cwd: Path) -> HostileRun:
+    """The index is there, the frames are not: no segment, so no (empty) subtitle file."""
+    from tests.videos import shape_shots, write_video
+
+    full = cwd / "full.mp4"
+    write_video(full, shape_shots([("red", "circle", 2.0)]), fps=10, size=(160, 160),
+                container_options={"movflags": "+faststart"})
+    data = full.read_bytes()
+    full.unlink()
+    (cwd / "cut.mp4").write_bytes(data[: data.index(b"mdat") + 58])
+    return HostileRun(("video", "cut.mp4", *VIDEO_ARGS), cwd, 1,
+                      says="; nothing written", absent=(cwd / "cut.srt",))
+
+
+@_run_case
+def _avif_in_a_folder(cwd: Path) -> HostileRun:
+    (cwd / "photos").mkdir()
+    (cwd / "photos" / "photo.avif").write_bytes(_save(shape("red", "circle", 51), "AVIF"))
+    return HostileRun(("caption", "photos", *PHOTO_ARGS), cwd, 0, out_lines=1)
+
+
+@_run_case
+def _reader_leaves_the_pipe(cwd: Path) -> HostileRun:
+    """`captioner caption ... --json out.json | head -1`: the JSON is still written."""
+    _photos(cwd, "a.jpg", "b.jpg", "c.jpg")
+    return HostileRun(("caption", "a.jpg", "b.jpg", "c.jpg", "--json", "out.json", *PHOTO_ARGS), cwd, 0,
+                      holds=((cwd / "out.json", "c.jpg"),), reader_gone=True)
+
+
+@_run_case
+def _fifo_named_like_a_video(cwd: Path) -> HostileRun:
+    """Opening a pipe blocks until someone writes to it: it is refused unopened."""
+    os.mkfifo(cwd / "v.mp4")
+    _clip(cwd / "good.mp4", ("red", "circle"))
+    return HostileRun(("video", "v.mp4", "good.mp4", *VIDEO_ARGS), cwd, 1,
+                      says="v.mp4: not a regular file", made=(cwd / "good.srt",))
+
+
+@_run_case
+def _version(cwd: Path) -> HostileRun:
+    return HostileRun(("--version",), cwd, 0, out_lines=1, prints="captioner ")
+
+
+@_run_case
+def _cuda_without_the_gpu_build(cwd: Path) -> HostileRun:
+    photo = _photos(cwd, "a.jpg")[0]
+    return HostileRun(("caption", "a.jpg", "--provider", "cuda", "--quiet"),
+                      cwd, 2, says="onnxruntime-gpu", kept=(photo,), one_line=True)
+
+
 # -- running the CLI with a file that vanishes mid-run --------------------------------------
 
 VANISH_ENV = "BAD_CORPUS_VANISH"
@@ -529,9 +846,10 @@ def cli_main(argv: list[str] | None = None) -> int:
     in $BAD_CORPUS_VANISH (os.pathsep-separated) are deleted right after the folders have been
     listed and before the first image is read: a file deleted while the batch runs."""
     import captioner.cli as cli
+    import captioner.cli.caption as command
 
     doomed = [Path(p) for p in os.environ.get(VANISH_ENV, "").split(os.pathsep) if p]
-    real_find = cli.find_images
+    real_find = command.find_images
 
     def find_then_delete(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
         found = real_find(*args, **kwargs)  # type: ignore[arg-type]
@@ -539,7 +857,7 @@ def cli_main(argv: list[str] | None = None) -> int:
             path.unlink(missing_ok=True)
         return found
 
-    cli.find_images = find_then_delete  # type: ignore[assignment]
+    command.find_images = find_then_delete  # type: ignore[assignment]
     return cli.main(sys.argv[1:] if argv is None else argv)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from PIL import Image
 
 from captioner.cli import main, shown
 from captioner.images import load_image
+from captioner.session import available_providers
 from tests.bad_inputs import (
     CAPTIONED,
     FAILED,
@@ -29,10 +31,14 @@ from tests.bad_inputs import (
     INCOMPLETE,
     REFUSED,
     VANISH_ENV,
+    HostileRun,
     drop_permission_override,
     exif_oriented,
+    hostile_run_names,
     make_bad_corpus,
+    make_hostile_run,
     permissions_can_be_enforced,
+    remove_tree,
     summary_counts,
 )
 from tests.synthetic import draw_shape
@@ -263,3 +269,60 @@ def test_hand_written_sidecars_survive_a_plain_run(tmp_path: Path, tiny_bundle: 
     new = set(after) - set(before)
     assert {before[p] == after[p] for p in before} == {True}
     assert all(after[p][0].decode().strip() != HAND_WRITTEN for p in new)
+
+
+# -- hostile runs: what a careless user or an attacker types (tests/bad_inputs.py) -------------
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def run_hostile(run: HostileRun, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+    """`python -m captioner ARGS` in the run's folder; with reader_gone, stdout is a pipe whose
+    reader has left before the first line is written."""
+    command = [sys.executable, "-m", "captioner", *run.argv]
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    if not run.reader_gone:
+        return subprocess.run(command, cwd=run.cwd, capture_output=True, timeout=120, env=full_env)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(command, cwd=run.cwd, stdout=write_end, stderr=subprocess.PIPE,
+                              timeout=120, env=full_env)
+    finally:
+        os.close(write_end)
+    return subprocess.CompletedProcess(done.args, done.returncode, b"", done.stderr)
+
+
+@pytest.mark.parametrize("name", hostile_run_names())
+def test_hostile_run(name: str, tmp_path: Path, bundle_env: dict[str, str]) -> None:
+    run = make_hostile_run(name, tmp_path)
+    if name == "cuda_without_the_gpu_build" and "cuda" in available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    before = {path: path.read_bytes() for path in run.kept}
+    try:
+        result = run_hostile(run, bundle_env)
+    finally:
+        for tree in run.deep_trees:
+            remove_tree(tree)
+    out, err = result.stdout.decode("utf-8", "replace"), result.stderr.decode("utf-8", "replace")
+    assert "Traceback" not in err, err[-3000:]
+    assert result.returncode == run.exit_code, err
+    out_lines, err_lines = out.splitlines(), err.splitlines()
+    assert not any(CONTROL.search(line) for line in out_lines + err_lines), (out, err)
+    if run.says:
+        assert sum(run.says in line for line in err_lines) == 1, err
+    if run.one_line:
+        assert len(err_lines) == 1, err
+    if run.out_lines is not None:
+        assert len(out_lines) == run.out_lines, out
+    if run.out_fields is not None:
+        assert all(len(line.split("\t")) == run.out_fields for line in out_lines), out
+    assert run.prints in out, out
+    for path, data in before.items():
+        assert path.read_bytes() == data, f"{path.name} was changed"
+    for path in run.made:
+        assert path.is_file() and path.stat().st_size > 0, (path, err)
+    for path in run.absent:
+        assert not os.path.lexists(path), path
+    for path, fragment in run.holds:
+        assert fragment in path.read_text(encoding="utf-8"), (path, fragment)

@@ -13,6 +13,7 @@ import srt
 import webvtt
 
 from captioner.cli import main
+from captioner.cli.targets import output_labels
 from captioner.segments import Segment
 from captioner.subtitles import FORMATS, render, to_csv, to_json, to_srt, to_vtt, wrap_cue
 from tests.videos import shape_shots, write_audio_only, write_video
@@ -185,3 +186,26 @@ def test_real_clips_through_the_cli_into_all_formats(tiny_bundle: Path, video_di
         assert len(webvtt.read(str(tmp_path / f"{clip.stem}.vtt"))) == len(starts) + 1
         assert len(list(csv.DictReader((tmp_path / f"{clip.stem}.csv").open()))) == len(starts) + 1
     assert set(FORMATS) == {"srt", "vtt", "csv", "json"}
+
+
+def test_distinct_videos_get_distinct_output_names(tmp_path: Path) -> None:
+    """Same names in one output folder are told apart by their folders, else their extension,
+    else a number; the same command always gives the same names."""
+    out = tmp_path / "out"
+    a, b, own = Path("x/a/clip.mp4"), Path("x/b/clip.mp4"), Path("y/a_clip.mp4")
+    assert output_labels([a, b], out) == {a: "a_clip", b: "b_clip"}
+    assert output_labels([b, a], out) == {a: "a_clip", b: "b_clip"}
+    assert output_labels([a, b], None) == {a: "clip", b: "clip"}  # each beside its own video
+    mp4, mkv = Path("v/clip.mp4"), Path("v/CLIP.mkv")  # one name on a case-blind disk
+    assert output_labels([mp4, mkv], None) == {mp4: "clip.mp4", mkv: "CLIP.mkv"}
+    deep1, deep2 = Path("p/same/clip.mp4"), Path("q/same/clip.mp4")
+    assert output_labels([deep1, deep2], out) == {deep1: "p_same_clip", deep2: "q_same_clip"}
+    labels = output_labels([own, a, b], out)
+    assert labels[own] == "a_clip" and labels[a] == "a_clip-2" and labels[b] == "b_clip"
+
+
+def test_csv_text_cells_cannot_start_a_formula() -> None:
+    segs = [Segment(0.0, 1.0, "=1+1", -0.5, 0.5), Segment(1.0, 2.0, "a dog", -0.5, 1.5)]
+    rows = list(csv.DictReader(io.StringIO(to_csv(segs, ["-2+3_thumbs/0001.jpg", None]))))
+    assert rows[0]["caption"] == "'=1+1" and rows[1]["caption"] == "a dog"
+    assert rows[0]["thumbnail"] == "'-2+3_thumbs/0001.jpg" and rows[0]["score"] == "-0.5000"

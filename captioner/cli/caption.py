@@ -1,0 +1,139 @@
+"""`captioner caption PATH...`: prints `path<TAB>caption` for each image.
+
+Errors go to stderr as one line per file, the batch goes on, and a summary closes the run.
+Exit code: 0 all captioned, 1 some files failed, 2 nothing could run (bad bundle, bad usage).
+Paths and captions are printed on one line each whatever they hold (see output.shown);
+--json keeps the exact names.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from captioner.captioner import CaptionOptions, CaptionResult
+from captioner.cli.alt_text import AltTextReport
+from captioner.cli.options import add_model_options, load_captioner
+from captioner.cli.output import PHOTOS, Progress, Tally, emit, stderr_is_terminal
+from captioner.cli.targets import Inputs, check_output_file, same_file
+from captioner.errors import CaptionerError
+from captioner.files import find_images
+from captioner.video import is_video_path
+from captioner.writers import (
+    CaptionRecord,
+    Outcome,
+    shared_sidecar_reason,
+    sidecar_path,
+    write_csv,
+    write_json,
+    write_sidecar,
+)
+
+
+def add_caption_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("caption", help="caption image files and folders")
+    p.add_argument("paths", nargs="+", type=Path, help="image files or folders")
+    p.add_argument("-r", "--recursive", action="store_true", help="look into sub-folders")
+    add_model_options(p, batch_default=16)
+    p.add_argument("--sidecar", action="store_true", help="write NAME.txt next to each image")
+    p.add_argument("--json", type=Path, help="write all captions to one JSON file")
+    p.add_argument("--csv", type=Path, help="write all captions to one CSV file")
+    p.add_argument("--write-metadata", action="store_true",
+                   help="write the caption into each photo as its alt text (IPTC alt text, XMP "
+                        "description, EXIF ImageDescription); JPEG, PNG, WebP, TIFF")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace caption files that exist, and alt text already in photos "
+                        "(never a photo, a video or any file this tool does not write)")
+    p.add_argument("--alternatives", action="store_true", help="print the n-best list too")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=run_caption)
+
+
+def run_caption(args: argparse.Namespace) -> int:
+    tally = Tally()
+    found = find_images(args.paths, recursive=args.recursive)
+    inputs = Inputs([*found.images, *args.paths])
+    check_outputs(args, inputs, found.images)
+    for path, reason in found.problems:
+        tally.fail(path, reason)
+    images = []
+    for path in found.images:
+        if is_video_path(path):
+            tally.fail(path, "a video file: caption it with `captioner video`")
+        else:
+            images.append(path)
+    captioner = load_captioner(args)
+    batch = Batch(args, inputs, tally)
+    progress = Progress("", PHOTOS, not args.quiet and len(images) > 1 and stderr_is_terminal())
+    options = CaptionOptions(beam_size=args.beam, max_length=args.max_length)
+    for done, (path, result) in enumerate(captioner.caption_files(images, options, args.batch_size), 1):
+        progress.update(done, len(images))
+        if isinstance(result, CaptionerError):
+            tally.fail_with(result, path)
+        else:
+            batch.take(path, result)
+    progress.clear()
+    return batch.finish()
+
+
+def check_outputs(args: argparse.Namespace, inputs: Inputs, images: list[Path]) -> None:
+    """Bad output arguments end the run before any work (exit 2), in one line."""
+    targets = [(option, path) for option, path in (("--json", args.json), ("--csv", args.csv)) if path]
+    for option, path in targets:
+        check_output_file(option, path, inputs)
+    if len(targets) == 2 and same_file(targets[0][1], targets[1][1]):
+        raise CaptionerError(f"--json and --csv name the same file ({targets[0][1]})")
+    if args.sidecar:
+        sidecars = {sidecar_path(p): p for p in images}
+        for option, path in targets:
+            if path in sidecars:
+                raise CaptionerError(f"{option} {path}: is the caption file of {sidecars[path]}")
+
+
+class Batch:
+    """One caption run's outputs: stdout lines, sidecars, alt text, then JSON and CSV."""
+
+    def __init__(self, args: argparse.Namespace, inputs: Inputs, tally: Tally) -> None:
+        self.args, self.inputs, self.tally = args, inputs, tally
+        self.records: list[CaptionRecord] = []
+        self.claimed: dict[Path, Path] = {}  # sidecar -> the image whose caption it got
+        self.alt_text = AltTextReport(tally)
+
+    def take(self, path: Path, result: CaptionResult) -> None:
+        emit(path, result.text)
+        if self.args.alternatives:
+            for text, score in result.alternatives:
+                emit("", f"{score:8.3f}  {text}")
+        self.records.append(CaptionRecord(path, result.text, result.score, result.alternatives))
+        if self.args.sidecar:
+            self.sidecar(path, result.text)
+        if self.args.write_metadata:
+            self.alt_text.write(path, result.text, self.args.overwrite)
+
+    def sidecar(self, path: Path, text: str) -> None:
+        target = sidecar_path(path)
+        if target in self.claimed:  # photo.jpg and photo.png share photo.txt: the first keeps it
+            self.tally.fail(path, shared_sidecar_reason(path, self.claimed[target]))
+            return
+        self.claimed[target] = path
+        if target != path and self.inputs.holds(target):
+            self.tally.fail(target, "is one of the files being captioned; not replaced")
+            return
+        self.write(partial(write_sidecar, path, text, self.args.overwrite), target)
+
+    def write(self, write: Callable[[], Outcome], target: Path) -> None:
+        try:
+            if write() is Outcome.SKIPPED_EXISTS:
+                self.tally.skipped.append(target)
+        except CaptionerError as exc:
+            self.tally.fail_with(exc, target)
+
+    def finish(self) -> int:
+        if self.args.write_metadata:
+            self.alt_text.report()
+        for target, writer in ((self.args.json, write_json), (self.args.csv, write_csv)):
+            if target:
+                self.write(partial(writer, target, self.records, self.args.overwrite), target)
+        return self.tally.close(f"{len(self.records)} captioned")
