@@ -1,0 +1,107 @@
+"""Tags and the text prior: the reviewed ImageNet table, the copy gate, simulated tags, retrieval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from captioner.confidence import Calibration, caption_signals, feature_distance
+from captioner.tags import mentioned, top_tags
+from captioner.vocab import Vocabulary
+from training.model import CaptionDecoder, DecoderConfig
+from training.pseudo import RetrievalConfig, retrieve
+from training.tags import load_tag_table
+from training.text_prior import LanguageBatches, caption_vocabulary
+
+
+@pytest.fixture(scope="module")
+def table():
+    return load_tag_table()
+
+
+def test_table_maps_breeds_and_everyday_objects(table) -> None:
+    from training.encoders import imagenet_categories
+
+    names = imagenet_categories()
+    word = {names[i]: table.words[w] for i, w in enumerate(table.class_word) if w >= 0}
+    assert word["golden retriever"] == word["pug"] == "dog"
+    assert word["tabby"] == "cat"
+    assert word["four-poster"] == "bed" and word["studio couch"] == "couch"
+    assert word["toilet seat"] == "toilet" and word["laptop"] == "laptop"
+    assert word["refrigerator"] == "refrigerator" and word["park bench"] == "bench"
+    unmapped = [names[i] for i, w in enumerate(table.class_word) if w < 0]
+    assert "tench" not in word and 100 < len(unmapped) < 300, len(unmapped)
+    m = table.matrix()
+    assert m.shape == (1000, len(table.words)) and float(m.sum()) == 1000 - len(unmapped)
+
+
+def test_top_tags_and_mentions() -> None:
+    probs = np.array([0.05, 0.7, 0.2, 0.01])
+    tags = top_tags(probs, ["cat", "dog", "ball", "bed"], min_p=0.15)
+    assert [(t.word, round(t.p, 2)) for t in tags] == [("dog", 0.7), ("ball", 0.2)]
+    assert mentioned("dog", "two dogs play".split()) and not mentioned("dog", ["hotdog"])
+
+
+def tagged_decoder(vocab_size: int = 12, tag_ids: tuple[int, ...] = (5, 6, 7)) -> CaptionDecoder:
+    torch.manual_seed(0)
+    cfg = DecoderConfig(vocab_size=vocab_size, feature_dim=8, grid_size=4, embed_dim=16,
+                        hidden_size=16, attention_dim=8, dropout=0.0, tag_count=len(tag_ids))
+    model = CaptionDecoder(cfg).eval()
+    model.set_tag_words(list(tag_ids))
+    return model
+
+
+def test_copy_gate_mixes_a_proper_distribution_towards_the_tag() -> None:
+    model = tagged_decoder()
+    grid, token = torch.randn(2, 4, 8), torch.tensor([1, 1])
+    feats, keys, h, c = model.encode(grid)
+    plain, *_ = model.step(token, h, c, feats, keys, torch.zeros(2, 3))
+    tags = torch.tensor([[0.0, 0.9, 0.0], [0.0, 0.9, 0.0]])
+    with torch.no_grad():
+        model.copy_gate.bias.fill_(6.0)  # a gate that trusts the tags
+    with torch.no_grad():
+        feats, keys, h, c = model.encode(grid, tags)
+        logp, *_ = model.step(token, h, c, feats, keys, tags)
+    assert torch.allclose(logp.exp().sum(dim=1), torch.ones(2), atol=1e-5)
+    assert torch.allclose(plain.exp().sum(dim=1), torch.ones(2), atol=1e-5)
+    assert (logp.argmax(dim=1) == 6).all() and float(logp[0, 6].exp()) > 0.9
+
+
+def test_simulated_tags_name_the_caption_words() -> None:
+    vocab = Vocabulary.build(["a dog on a bed", "two cats near a toilet"], min_count=1)
+    words = ("bed", "cat", "dog", "toilet")
+    lm = LanguageBatches(["a dog on a bed", "two cats near a toilet"], vocab, 10, words)
+    lm.sim = type(lm.sim)(none_rate=0.0, distractors=0)
+    tokens, lengths, tags = lm.draw(8, np.random.default_rng(0))
+    assert tags.shape == (8, 4) and float(tags.sum(dim=1).max()) <= 1.0 + 1e-6
+    for row, ids in enumerate(tokens.tolist()):
+        said = {w for w in vocab.decode(ids)}
+        named = {words[i] for i in torch.nonzero(tags[row]).flatten().tolist()}
+        assert named == ({"dog", "bed"} if "dog" in said else {"cat", "toilet"})
+
+
+def test_vocabulary_keeps_every_tag_word() -> None:
+    vocab = caption_vocabulary(["a dog runs"], ["a dog sits"], 2, ("dog", "giraffe"))
+    assert "giraffe" in vocab.index and "dog" in vocab.index and "runs" not in vocab.index
+
+
+def test_retrieval_prefers_captions_with_the_sure_tags() -> None:
+    words = ("bed", "dog", "toilet")
+    captions = ["a dog on a bed", "a white toilet in a bathroom", "a dog in a bathroom",
+                "a bed with white sheets", "a cat"]
+    tags = np.array([[0.1, 0.0, 0.8], [0.5, 0.4, 0.0], [0.1, 0.1, 0.05]], dtype=np.float32)
+    got = retrieve(tags, captions, words, RetrievalConfig(per_photo=1, min_top_tag=0.3))
+    assert got == [["a white toilet in a bathroom"], ["a dog on a bed"], []]
+
+
+def test_confidence_rises_with_score_and_tag_agreement() -> None:
+    cal = Calibration((1.0, 0.0, 1.0, -1.0, -1.0), 0.0, (0.0,) * 5, (1.0,) * 5,
+                      np.zeros(3, np.float32), np.ones(3, np.float32))
+    probs, words = np.array([0.8, 0.1]), ["dog", "ball"]
+    sure = caption_signals(-0.3, -0.9, "a dog runs".split(), probs, words, 0.5)
+    off = caption_signals(-0.3, -0.9, "a man runs".split(), probs, words, 0.5)
+    assert cal.confidence(sure) > cal.confidence(off)
+    assert 0.0 < cal.confidence(off) < 1.0
+    assert feature_distance(np.array([1.0, 1.0, 1.0]), np.zeros(3), np.ones(3)) == pytest.approx(1.0)
+    assert Calibration.from_json(cal.to_json()).weights == cal.weights
