@@ -7,7 +7,9 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from captioner.errors import BundleError
+from captioner.bundle import FLOAT, INT64, GraphInterface, interface_problem
+from captioner.errors import BundleError, detail
+from captioner.onnx_scan import GraphFacts, Port
 
 PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -34,11 +36,14 @@ def choose_providers(preference: str = "auto") -> list[str]:
 
 
 def make_session(path: Path, providers: list[str], threads: int = 0,
-                 spinning: bool = False) -> ort.InferenceSession:
+                 spinning: bool = False, interface: GraphInterface | None = None
+                 ) -> ort.InferenceSession:
     """An inference session; `threads` 0 means one per core.
 
     Spinning is off by default: waiting threads sleep instead of burning a core (measured
     faster for per-step graphs, and polite beside torch, a GUI or a loader thread).
+    With `interface` (bundle.ENCODER_IO or DECODER_IO) the session's own inputs and outputs
+    are checked against it, so a renamed or reshaped graph is refused at load, not mid-batch.
     """
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -48,6 +53,31 @@ def make_session(path: Path, providers: list[str], threads: int = 0,
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as exc:  # onnxruntime raises its own opaque types
-        raise BundleError(f"{path.name} cannot be loaded by onnxruntime: {exc}") from None
+        raise BundleError(f"{path.name} cannot be loaded by onnxruntime: {detail(exc)}") from None
+    if interface is not None:
+        check_session(session, path, interface)
+    return session
+
+
+ORT_TYPES = {"tensor(float)": FLOAT, "tensor(int64)": INT64}
+
+
+def session_ports(session: ort.InferenceSession) -> GraphFacts:
+    """The inputs and outputs onnxruntime itself will ask for and give back."""
+    def port(arg: ort.NodeArg) -> Port:
+        shape = arg.shape if isinstance(arg.shape, list) else None
+        dims = None if shape is None else tuple(d if isinstance(d, (int, str)) else None for d in shape)
+        return Port(arg.name, ORT_TYPES.get(arg.type, 0), dims)
+
+    return GraphFacts([port(a) for a in session.get_inputs()], [port(a) for a in session.get_outputs()])
+
+
+def check_session(session: ort.InferenceSession, path: Path, interface: GraphInterface,
+                  sizes: dict[str, int] | None = None) -> None:
+    """BundleError when the session's ports do not fit `interface` (and `sizes`, when given:
+    bundle.graph_sizes(manifest))."""
+    problem = interface_problem(session_ports(session), interface, sizes or {})
+    if problem:
+        raise BundleError(f"{path.name} does not fit as the {interface.role}: {problem}")
