@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from collections.abc import Callable
 from importlib import metadata
@@ -16,10 +15,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from captioner.captioner import Captioner
+from captioner.default_model import default_bundle
 from captioner.errors import CaptionerError
 from captioner.session import available_providers
 
-DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent.parent / "models" / "default"
 MAX_BEAM, MAX_LENGTH, MAX_BATCH = 20, 100, 256
 GPU_HINT = ("install the GPU build of onnxruntime in its place: pip uninstall onnxruntime, "
             "then pip install onnxruntime-gpu")
@@ -81,15 +80,6 @@ def add_model_options(p: argparse.ArgumentParser, batch_default: int) -> None:
                    help="where to run: cuda needs onnxruntime-gpu in place of onnxruntime")
     p.add_argument("--variant", default="auto",
                    help="graph variant: auto (fastest that keeps quality), fp32, int8")
-
-
-def default_bundle() -> Path:
-    """$CAPTIONER_MODEL, else the bundle shipped in the checkout, else ./models/default."""
-    if "CAPTIONER_MODEL" in os.environ:
-        return Path(os.environ["CAPTIONER_MODEL"])
-    if DEFAULT_BUNDLE.is_dir():
-        return DEFAULT_BUNDLE
-    return Path.cwd() / "models" / "default"
 
 
 def load_captioner(args: argparse.Namespace) -> Captioner:
