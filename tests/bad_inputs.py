@@ -660,8 +660,9 @@ def _same_name_videos(cwd: Path, overwrite: bool) -> HostileRun:
                       made=(out / "a_clip.srt", out / "b_clip.srt", out / "a_clip_thumbs" / "0002.jpg",
                             out / "b_clip_thumbs" / "0001.jpg"),
                       absent=(out / "clip.srt", out / "b_clip_thumbs" / "0002.jpg"),
-                      holds=((out / "a_clip.srt", "a red circle"), (out / "b_clip.srt", "a green triangle"),
-                             (out / "b_clip.csv", "b_clip_thumbs/0001.jpg")))
+                      holds=((out / "a_clip.srt", "\n2\n00:00:02,000 --> "),  # a's two shots, b's one
+                             (out / "a_clip.csv", "a_clip_thumbs/0002"),
+                             (out / "b_clip.csv", "b_clip_thumbs/0001")))
 
 
 @_run_case
