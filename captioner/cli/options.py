@@ -20,8 +20,8 @@ from captioner.errors import CaptionerError
 from captioner.session import available_providers
 
 MAX_BEAM, MAX_LENGTH, MAX_BATCH = 20, 100, 256
-GPU_HINT = ("install the GPU build of onnxruntime in its place: pip uninstall onnxruntime, "
-            "then pip install onnxruntime-gpu")
+GPU_HINT = ("install onnxruntime-gpu in its place (the `gpu` extra): pip install 'captioner[gpu]', "
+            "then pip uninstall -y onnxruntime and pip install --force-reinstall onnxruntime-gpu")
 
 
 class OneLineParser(argparse.ArgumentParser):
