@@ -26,3 +26,18 @@ def test_bundle_records_parity_and_training(tiny_bundle: Path) -> None:
     assert manifest.training["parity"].startswith("parity PASS")
     assert manifest.encoder_name == "efficientnet_lite0"
     assert manifest.input_spec.size == 224
+
+
+def test_console_script_and_module_run_the_cli_package() -> None:
+    """`captioner` (pyproject's console script) and `python -m captioner` reach the same main."""
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+
+    import captioner.cli
+
+    script = next(e for e in entry_points(group="console_scripts") if e.name == "captioner")
+    assert script.value == "captioner.cli:main" and script.load() is captioner.cli.main
+    done = subprocess.run([sys.executable, "-m", "captioner", "--version"], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0 and done.stdout.startswith("captioner "), done.stderr
