@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from captioner.errors import WriteError
+from captioner.errors import WriteError, detail
 from captioner.image_data import image_data_digest
 from captioner.photo_lock import photo_lock
 from captioner.writers import Outcome
@@ -179,7 +179,7 @@ def _exiv2(path: Path) -> Any:
 def _exiv2_reason(exc: BaseException) -> str:
     args = getattr(exc, "args", ())
     message = args[-1] if args and isinstance(args[-1], str) else str(exc)
-    return message.strip().rstrip(".")
+    return detail(RuntimeError(message.strip().rstrip(".")))  # one printable line: it may quote the file
 
 
 def _check_writable(path: Path, target: Path) -> None:
@@ -342,7 +342,8 @@ def _pixel_hash(file: Path, path: Path) -> str:
                 digest.update(f"{frame.mode} {frame.size}\n".encode())
                 digest.update(frame.tobytes())
     except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for undecodable files
-        raise WriteError(path, f"cannot decode the pixels to check them, so not writing ({exc})") from None
+        raise WriteError(path, f"cannot decode the pixels to check them, so not writing "
+                               f"({detail(exc)})") from None
     return digest.hexdigest()
 
 

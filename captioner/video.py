@@ -116,7 +116,7 @@ def _wrap(path: Path, exc: BaseException) -> VideoError:
         return VideoError(path, "permission denied")
     if isinstance(exc, av.error.InvalidDataError):
         return VideoError(path, "not a video file, or truncated before its index (cannot be opened)")
-    reason = getattr(exc, "strerror", None) or str(exc)
+    reason = getattr(exc, "strerror", None) or detail(exc)
     return VideoError(path, f"cannot read video ({reason})")
 
 

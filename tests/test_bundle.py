@@ -81,3 +81,51 @@ def test_length_penalty_comes_from_the_manifest_unless_asked(bundle_copy: Path) 
     assert captioner.search_config(CaptionOptions(length_penalty=1.0)).length_penalty == 1.0
     _edit_manifest(bundle_copy, lambda m: m["decoder"].pop("length_penalty"))  # older bundles
     assert load_bundle(bundle_copy).manifest.length_penalty == 0.7
+
+
+def _facts(inputs: list[tuple[str, int, tuple]], outputs: list[tuple[str, int, tuple]]):
+    from captioner.onnx_scan import GraphFacts, Port
+
+    return GraphFacts([Port(*p) for p in inputs], [Port(*p) for p in outputs])
+
+
+SIZES = {"channels": 3, "size": 224, "hidden": 128, "vocab": 12, "cells": 49}
+DECODER_PORTS = ([("token", 7, ("b",)), ("h", 1, ("b", 128)), ("c", 1, ("b", 128)),
+                  ("features", 1, ("b", 49, 64)), ("keys", 1, ("b", 49, 64))],
+                 [("log_probs", 1, ("b", 12)), ("h_out", 1, ("b", 128)), ("c_out", 1, ("b", 128)),
+                  ("alpha", 1, ("b", 49))])
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda i, o: None, None),
+    (lambda i, o: i.append(("tags", 1, ("b", 30))), None),  # the optional tag input
+    (lambda i, o: i.append(("extra", 1, ("b",))), "unexpected input 'extra'"),
+    (lambda i, o: i.pop(0), "it has no input 'token'"),
+    (lambda i, o: i.__setitem__(0, ("token", 1, ("b",))), "input 'token' must be int64"),
+    (lambda i, o: i.__setitem__(1, ("h", 1, ("b", 64))), "input 'h' axis 1 is 64, the manifest says 128"),
+    (lambda i, o: o.reverse(), "output 1 must be 'log_probs'"),
+    (lambda i, o: o.__setitem__(3, ("alpha", 1, ("b", 7, 7))), "output 'alpha' has 3 axes, expected 2"),
+    (lambda i, o: o.__setitem__(0, ("log_probs", 1, ("b", 13))), "the decoder writes 13 words"),
+    (lambda i, o: o.append(("debug", 1, ("b",))), None),  # extra outputs after the known ones
+])
+def test_decoder_interface_is_checked_by_name_type_and_shape(change, problem) -> None:
+    from captioner.bundle import DECODER_IO, interface_problem
+
+    inputs, outputs = (list(ports) for ports in DECODER_PORTS)
+    change(inputs, outputs)
+    found = interface_problem(_facts(inputs, outputs), DECODER_IO, SIZES)
+    assert found == problem if problem is None else problem in (found or ""), found
+
+
+def test_encoder_may_add_the_tags_output_after_the_four_it_must_have() -> None:
+    from captioner.bundle import ENCODER_IO, interface_problem
+
+    inputs = [("image", 1, ("b", 3, 224, 224))]
+    outputs = [("features", 1, ("b", "n", 64)), ("keys", 1, ("b", "n", 64)),
+               ("h0", 1, ("b", 128)), ("c0", 1, ("b", 128))]
+    assert interface_problem(_facts(inputs, outputs), ENCODER_IO, SIZES) is None
+    with_tags = [*outputs, ("tags", 1, ("b", 30))]
+    assert interface_problem(_facts(inputs, with_tags), ENCODER_IO, SIZES) is None
+    wrong_size = [("image", 1, ("b", 3, 260, 260))]
+    assert "axis 2 is 260, the manifest says 224" in (
+        interface_problem(_facts(wrong_size, outputs), ENCODER_IO, SIZES) or "")
