@@ -159,3 +159,74 @@ def test_fuzz_video_reader(tmp_path: Path) -> None:
             assert "\n" not in str(exc)
 
     bounded(one)
+
+
+# -- bundles and the undecoded pixel digest (issue 13) ----------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12)
+
+
+def _paths(data: object, prefix: tuple = ()) -> list[tuple]:
+    """Every place in a JSON document (dict keys and list indexes), the root excluded."""
+    found = []
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else []
+    for key, value in items:
+        found.append((*prefix, key))
+        found.extend(_paths(value, (*prefix, key)))
+    return found
+
+
+def test_fuzz_manifest_fields(tiny_bundle: Path) -> None:
+    """Any JSON value anywhere in a good manifest: it loads, or BundleError in one line."""
+    import copy
+    import json
+
+    from captioner.bundle import Manifest
+
+    good = json.loads((tiny_bundle / "manifest.json").read_text())
+    places = _paths(good)
+
+    @fuzz_settings(300)
+    @given(st.sampled_from(places), json_values)
+    def one(place: tuple, value: object) -> None:
+        data = copy.deepcopy(good)
+        target = data
+        for key in place[:-1]:
+            target = target[key]
+        target[place[-1]] = value
+        try:
+            Manifest.from_json(data)
+        except CaptionerError as exc:
+            assert "\n" not in str(exc) and len(str(exc)) < 400
+
+    bounded(one)
+
+
+def test_fuzz_onnx_scan_and_pixel_digest(tiny_bundle: Path) -> None:
+    """Mutated graphs and photos: the scanner raises only OnnxScanError, the digest never raises."""
+    from captioner.image_data import image_data_digest
+    from captioner.onnx_scan import OnnxScanError, scan_onnx
+
+    seeds = {"decoder_step.onnx": (tiny_bundle / "decoder_step.onnx").read_bytes(),
+             **{k: v for k, v in image_seeds().items() if k.endswith((".png", ".jpg", ".webp"))}}
+    with tempfile.TemporaryDirectory() as folder:
+
+        @fuzz_settings(400)
+        @given(mutated(seeds))
+        def one(case: tuple[str, bytes]) -> None:
+            name, data = case
+            path = Path(folder) / name
+            path.write_bytes(data)
+            if name.endswith(".onnx"):
+                try:
+                    scan_onnx(path)
+                except OnnxScanError as exc:
+                    assert "\n" not in str(exc)
+            else:
+                digest = image_data_digest(path)
+                assert digest is None or len(digest) == 64
+
+        bounded(one)
