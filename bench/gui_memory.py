@@ -151,9 +151,9 @@ def main() -> int:
         window.confirm_close = False
         window.resize(1400, 900)
         window.show()
-        wait(lambda: window.model_state in ("ready", "error"), 300, "the model")
-        if window.model_state != "ready":
-            raise SystemExit(f"the model did not load: {window.banner_label.text()}")
+        wait(lambda: window.models.state.value in ("ready", "error"), 300, "the model")
+        if window.models.state.value != "ready":
+            raise SystemExit(f"the model did not load: {window.banner.label.text()}")
         for _ in range(50):
             app.processEvents()
         gc.collect()
@@ -169,7 +169,7 @@ def main() -> int:
         t0 = time.monotonic()
         window.open_paths([folder])
         model = window.page.model
-        wait(lambda: model.rowCount() == args.count and not window._scans, 300, "the folder")
+        wait(lambda: model.rowCount() == args.count and not window.photos.is_scanning(), 300, "the folder")
         print(f"opened in {time.monotonic() - t0:.1f} s", flush=True)
         record("folder opened")
 
@@ -186,7 +186,7 @@ def main() -> int:
         for n in range(1, args.passes + 1):
             peak = Peak()
             t0 = time.monotonic()
-            window.caption_all()
+            window.photos.caption_all()
             wait(lambda: not window.captions.is_running(), 3600, "captioning", tick=peak.sample)
             took = time.monotonic() - t0
             captioned = sum(1 for item in model.items() if item.has_caption)

@@ -103,8 +103,8 @@ def run(args: argparse.Namespace) -> dict:
         window.confirm_close = False
         window.resize(1500, 920)
         window.show()
-        wait(lambda: window.model_state in ("ready", "error"), 120)
-        if window.captioner is None:
+        wait(lambda: window.models.state.value in ("ready", "error"), 120)
+        if window.models.captioner is None:
             sys.exit(f"model did not load: {window.model_message}")
         beat = Heartbeat(args.interval_ms)
         beat.timer.start()
@@ -126,12 +126,12 @@ def run(args: argparse.Namespace) -> dict:
         beat.phase = "open"
         started, gui_cpu = time.perf_counter(), time.thread_time()
         window.open_paths(photos)
-        wait(lambda: window.page.model.rowCount() == len(photos) and not window._scans, 60)
+        wait(lambda: window.page.model.rowCount() == len(photos) and not window.photos.is_scanning(), 60)
         if not args.no_browse:
             browsing.start()
         beat.phase = "caption"
         caption_start = time.perf_counter()
-        window.caption_all()
+        window.photos.caption_all()
         wait(lambda: not window.captions.is_running(), 3600)
         caption_s = time.perf_counter() - caption_start
         beat.phase = "settle"
@@ -141,12 +141,12 @@ def run(args: argparse.Namespace) -> dict:
         total_s = time.perf_counter() - started
         gui_busy = (time.thread_time() - gui_cpu) / total_s
         stats = window.captions.last
-        in_process = window.service is not None
+        in_process = window.models.service is not None
         window.close()
     app.processEvents()
     all_gaps = beat.gaps()
     return {
-        "bundle": window.captioner.name if window.captioner else "?", "images": len(photos),
+        "bundle": window.models.captioner.name if window.models.captioner else "?", "images": len(photos),
         "captioned": stats.done if stats else 0, "caption_s": caption_s, "total_s": total_s,
         "rate": (stats.done / caption_s) if stats else 0.0, "ticks": len(beat.ticks),
         "worst": float(all_gaps.max()), "p99": float(np.percentile(all_gaps, 99)),

@@ -71,12 +71,12 @@ def main() -> None:
         window.confirm_close = False
         window.resize(1400, 860)
         window.show()
-        wait(app, lambda: window.model_state == "ready")
+        wait(app, lambda: window.models.state.value == "ready")
         if args.video is not None:
             show_video(app, window, args.video, args.out)
             return
         window.open_paths(paths[: args.photos])
-        wait(app, lambda: window.page.model.rowCount() == args.photos and not window._scans)
+        wait(app, lambda: window.page.model.rowCount() == args.photos and not window.photos.is_scanning())
         window.actions_by_name["caption_all"].trigger()
         wait(app, lambda: not window.captions.is_running())
         items = window.page.model.items()

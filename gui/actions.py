@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QStyle, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence, QUndoGroup
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QStyle, QToolBar, QWidget
 
 Key = str | QKeySequence.StandardKey
 SK = QKeySequence.StandardKey
@@ -37,7 +38,10 @@ SPECS = (
     Spec("save_all", "Save &all", ("Ctrl+Shift+S",), "Write every unsaved caption"),
     Spec("export_json", "Export &JSON…", (), "All captions, scores and alternatives in one JSON file"),
     Spec("export_csv", "Export &CSV…", (), "All captions in one CSV file"),
-    Spec("remove", "&Remove from list", (), "Forget the selected images (the files stay)"),
+    Spec("write_alt_text", "Write alt &text into photos…", (),
+         "Write the selected captions into the photos as alt text (IPTC, XMP, EXIF)"),
+    Spec("remove", "&Remove from list", (),
+         "Forget the selected images (the files stay; Delete in the grid)"),
     Spec("clear", "C&lear list"),
     Spec("quit", "&Quit", (SK.Quit,)),
     Spec("revert", "Re&vert to saved", (), "Put back the caption stored in the .txt file"),
@@ -46,6 +50,8 @@ SPECS = (
          SP.SP_MediaPlay),
     Spec("caption_all", "Caption &all", ("Ctrl+Shift+R",), "Caption every image in the list"),
     Spec("caption_uncaptioned", "Caption &uncaptioned", ("Ctrl+Alt+R",), "Caption images without a caption"),
+    Spec("caption_all_replace", "Caption all, &replacing my captions…", (),
+         "Caption every image and replace the captions read from files or typed (asks first)"),
     Spec("cancel", "&Cancel", (), "Stop the running batch", SP.SP_BrowserStop),
     Spec("escape", "Unpin word or stop", ("Esc",), "Unpin the attention word, else stop the running batch"),
     Spec("accept", "Accept && &next", ("Ctrl+Return", "Ctrl+Enter"),
@@ -67,15 +73,17 @@ SPECS = (
 
 MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
     ("&File", ("open_images", "open_folder", "open_bundle", None, "save", "save_all", "export_json",
-               "export_csv", None, "remove", "clear", None, "quit")),
+               "export_csv", "write_alt_text", None, "remove", "clear", None, "quit")),
     ("&Edit", ("undo", "redo", "revert", None, "settings")),
-    ("&Caption", ("caption_selected", "caption_all", "caption_uncaptioned", "cancel", None, "accept")),
+    ("&Caption", ("caption_selected", "caption_all", "caption_uncaptioned", "caption_all_replace", "cancel",
+                  None, "accept")),
     ("&Go", ("next", "previous", "next_uncaptioned", "find", None, "word_next", "word_previous", "play")),
     ("&View", ("bigger", "smaller", "spotlight", "log")),
     ("&Help", ("shortcuts", "about")),
 )
 TOOLBAR = ("open_folder", None, "caption_selected", "caption_all", "cancel", None, "save", "save_all",
            None, "settings")
+GRID_MENU = ("caption_selected", "save", "revert", "write_alt_text", "remove")  # right-click on the grid
 
 
 def key_sequences(keys: tuple[Key, ...]) -> list[QKeySequence]:
@@ -102,3 +110,31 @@ def make_action(owner: QWidget, spec: Spec, slot: Callable[[], object]) -> QActi
     action.triggered.connect(lambda _=False: slot())
     owner.addAction(action)
     return action
+
+
+def install(window: QMainWindow, slots: dict[str, Callable[[], object]], history: QUndoGroup,
+            log_dock: QDockWidget) -> dict[str, QAction]:
+    """Every action of SPECS (plus undo, redo and the log pane's toggle) on `window`, with the
+    menus and the toolbar; returns them by name."""
+    actions = {spec.name: make_action(window, spec, slots[spec.name]) for spec in SPECS}
+    undo, redo = history.createUndoAction(window, "&Undo"), history.createRedoAction(window, "&Redo")
+    undo.setShortcuts(key_sequences((SK.Undo,)))
+    redo.setShortcuts(key_sequences((SK.Redo, "Ctrl+Y")))
+    log = log_dock.toggleViewAction()
+    log.setShortcut(QKeySequence("Ctrl+L"))
+    for name, action in (("undo", undo), ("redo", redo), ("log", log)):
+        action.setObjectName(name)
+        window.addAction(action)
+        actions[name] = action
+    for title, names in MENUS:
+        menu = window.menuBar().addMenu(title)
+        for entry in names:
+            menu.addSeparator() if entry is None else menu.addAction(actions[entry])
+    bar = QToolBar("Main")
+    bar.setObjectName("mainToolbar")
+    bar.setMovable(False)
+    bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    for tool in TOOLBAR:
+        bar.addSeparator() if tool is None else bar.addAction(actions[tool])
+    window.addToolBar(bar)
+    return actions

@@ -1,9 +1,10 @@
 """The Photos tab: grid on the left, preview with attention in the middle, caption on the right.
 
-This module is layout and the wiring between the widgets of one tab: which image is current,
-what the editor, n-best list, word strip and preview show for it, and how hovering a word
-reaches the overlay. Running the model and saving live in gui/controllers/; menus, settings
-and the model in gui/main_window.py.
+This module is layout and the wiring between the widgets of one tab: what the editor, n-best
+list, word strip and preview show for the current image, and how hovering a word reaches the
+overlay. Which image is current, the list itself, captioning and saving belong to the Photos
+controller (gui/controllers/photos.py): the grid's click goes there, and the page shows what
+the controller says is current, so the highlight and the editor can never disagree.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from difflib import SequenceMatcher
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QImage, QPixmap
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer
+from PySide6.QtGui import QAction, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -25,18 +26,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.models.image_list import SHOW_LABELS, ImageFilter, ImageListModel, Role, Show
-from gui.models.items import ImageItem, Source
-from gui.models.thumbnails import ImageLoader, ThumbnailCache
-from gui.settings import AppSettings
-from gui.undo import CaptionHistory
+from captioner.captioner import CaptionResult
+from gui.controllers.photos import PhotosController
+from gui.models.image_list import SHOW_LABELS, ImageFilter, Role, Show
+from gui.models.items import ImageItem, ProblemKind, Source
+from gui.models.thumbnails import ImageLoader
 from gui.widgets.caption_editor import CaptionEditor, word_spans
 from gui.widgets.nbest import NBestList
 from gui.widgets.preview import Attention, PreviewWidget
 from gui.widgets.thumbnail_grid import ThumbnailGrid
 from gui.widgets.word_strip import AttentionStrip
 
-Log = Callable[[str, str], None]
 PREVIEW_PX = 1600
 PREVIEW_CACHE = 12
 
@@ -53,22 +53,17 @@ def align_words(edited: list[str], model: list[str]) -> dict[int, int]:
 
 
 class PhotosPage(QWidget):
-    current_changed = Signal(object, object)  # new ImageItem | None, previous ImageItem | None
-    counts_changed = Signal()
-
-    def __init__(self, settings: AppSettings, log: Log, parent: QWidget | None = None) -> None:
+    def __init__(self, photos: PhotosController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.settings, self.log = settings, log
-        self.thumbnails = ThumbnailCache(settings.thumbnail_size, parent=self)
-        self.model = ImageListModel(self.thumbnails, self)
+        self.photos, self.settings = photos, photos.settings
+        self.thumbnails, self.model = photos.thumbnails, photos.model
         self.proxy = ImageFilter(self)
         self.proxy.setSourceModel(self.model)
-        self.history = CaptionHistory(self._apply_caption, self)
+        photos.selection = self.selected_items
         self._previews = ImageLoader(PREVIEW_PX, threads=1, batch=2, parent=self)
         self._previews.loaded.connect(self._on_preview_loaded)
         self._previews.failed.connect(self._on_preview_failed)
         self._preview_cache: OrderedDict = OrderedDict()
-        self._current: ImageItem | None = None
         self._pinned = -1  # model word index pinned on the overlay
         self._hovered = -1  # model word index under the mouse (strip or editor)
         self._editor_map: dict[int, int] = {}
@@ -76,11 +71,17 @@ class PhotosPage(QWidget):
         self._result_timer.setSingleShot(True)
         self._result_timer.setInterval(0)
         self._result_timer.timeout.connect(self.refresh_result)
+        self._pin_timer = QTimer(self)  # the filter lets the current image through: see _show_current
+        self._pin_timer.setSingleShot(True)
+        self._pin_timer.setInterval(0)
+        self._pin_timer.timeout.connect(lambda: self.proxy.set_pinned(self.photos.current()))
         self._build()
-        self.model.rowsInserted.connect(lambda *_: self.counts_changed.emit())
-        self.model.modelReset.connect(lambda: self.counts_changed.emit())
-        self.model.dataChanged.connect(self._on_data_changed)
         self.thumbnails.ready.connect(self._on_thumbnail_ready)
+        photos.current_changed.connect(self._show_current)
+        photos.caption_changed.connect(self._on_caption_changed)
+        photos.result_changed.connect(self._on_result_changed)
+        photos.counts_changed.connect(self._show_counts)
+        self.model.modelReset.connect(self._on_reset)
 
     # --- layout ---------------------------------------------------------------------------
     def _build(self) -> None:
@@ -146,6 +147,7 @@ class PhotosPage(QWidget):
         self.editor.setMaximumHeight(84)
         self.editor.setEnabled(False)
         self.editor.edited.connect(self._on_edited)
+        self.editor.accept_requested.connect(self.accept_and_next)
         self.editor.word_hovered.connect(self._on_editor_hover)
         layout.addWidget(self.editor)
         self.state_label = QLabel()
@@ -166,9 +168,17 @@ class PhotosPage(QWidget):
         label.setContentsMargins(0, 8, 0, 0)
         return label
 
-    def add_buttons(self, actions: list[QAction]) -> None:
-        """Buttons under the editor that trigger the window's actions (one source of truth)."""
-        for action in actions:
+    def add_actions(self, grid_menu: list[QAction], buttons: list[QAction]) -> None:
+        """The window's actions on this page (one source of truth): the grid's right-click
+        menu, Delete in the grid for "remove", and the buttons under the editor."""
+        self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        for action in grid_menu:
+            self.grid.addAction(action)
+            if action.objectName() == "remove":
+                delete = QShortcut(QKeySequence.StandardKey.Delete, self.grid,
+                                   context=Qt.ShortcutContext.WidgetShortcut)
+                delete.activated.connect(action.trigger)
+        for action in buttons:
             button = QToolButton()
             button.setDefaultAction(action)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
@@ -177,20 +187,21 @@ class PhotosPage(QWidget):
 
     # --- items and selection ----------------------------------------------------------------
     def current_item(self) -> ImageItem | None:
-        return self._current
+        return self.photos.current()
 
     def selected_items(self) -> list[ImageItem]:
-        """Selected images in list order; the current one when nothing is selected."""
+        """Selected images in list order (the controller adds the current one if it is not)."""
         rows = sorted(self.proxy.mapToSource(i).row() for i in self.grid.selectionModel().selectedIndexes())
-        items = [self.model.item_at(r) for r in rows]
-        return items or ([self._current] if self._current is not None else [])
+        return [self.model.item_at(r) for r in rows if r >= 0]
 
     def visible_items(self) -> list[ImageItem]:
         return [self.proxy.index(r, 0).data(Role.ITEM) for r in range(self.proxy.rowCount())]
 
     def select_item(self, item: ImageItem | None) -> None:
+        """Make `item` current through the grid, so its highlight follows."""
         if item is None:
-            self.grid.selectionModel().clearCurrentIndex()
+            self.grid.selectionModel().clear()
+            self.photos.set_current(None)
             return
         index = self.proxy.mapFromSource(self.model.index(self.model.row_of(item)))
         if not index.isValid():
@@ -212,39 +223,96 @@ class PhotosPage(QWidget):
         return True
 
     def next_uncaptioned(self) -> ImageItem | None:
-        """The next image after the current one (wrapping) that has no caption and no error."""
+        """The next image after the current one (wrapping) that has no caption and can be read."""
         items = self.visible_items()
-        start = items.index(self._current) + 1 if self._current in items else 0
+        current = self.photos.current()
+        start = items.index(current) + 1 if current in items else 0
         for item in items[start:] + items[:start]:
-            if not item.has_caption and not item.error:
+            if not item.has_caption and not item.unreadable:
                 self.select_item(item)
                 return item
         return None
 
+    def accept_and_next(self) -> None:
+        """Keep this caption (saved), go on."""
+        if self.photos.accept_current() and not self.step(1):
+            self.photos.message.emit("That was the last image in the list", 4000)
+
+    def go_next_uncaptioned(self) -> None:
+        if self.next_uncaptioned() is None:
+            self.photos.message.emit("Every image in the list has a caption", 5000)
+
+    def escape(self, stop_run: Callable[[], None]) -> None:
+        """Esc: unpin an attention word first (cheap to redo), only then stop a running batch."""
+        if self.strip.is_playing():
+            self.strip.stop()
+            self.pin_word(-1)
+        elif self._pinned >= 0:
+            self.pin_word(-1)
+        else:
+            stop_run()
+
     def _on_current_index(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        item = current.data(Role.ITEM) if current.isValid() else None
-        previous, self._current = self._current, item
-        self.proxy.set_pinned(item)
-        self.history.activate(item)
+        """The grid's current index moved (click, keys): tell the controller, which owns it."""
+        if current.isValid():
+            self.photos.set_current(current.data(Role.ITEM))
+
+    def _show_current(self, item: ImageItem | None, _previous: ImageItem | None) -> None:
+        """The controller's current image changed: show it. The filter always lets it through,
+        but with a filter on that is redone on the next loop turn: redone inside the grid's
+        click, rows would shift between the grid setting its current index and selecting that
+        row, and the highlight would land on another image than the editor shows."""
+        if self.proxy.is_filtering():
+            self._pin_timer.start()
+        else:
+            self.proxy.set_pinned(item)
+        if item is not None:
+            index = self.proxy.mapFromSource(self.model.index(self.model.row_of(item)))
+            if index.isValid() and self.grid.currentIndex() != index:
+                flags = QItemSelectionModel.SelectionFlag.ClearAndSelect
+                self.grid.selectionModel().setCurrentIndex(index, flags)
         self._pinned = self._hovered = -1
         self.refresh_current()
-        self.current_changed.emit(item, previous)
 
     def _on_thumbnail_ready(self, path: object) -> None:
         """The word strip's icons are made from the thumbnail: redo them when it arrives."""
-        if self._current is not None and self._current.path == path:
+        current = self.photos.current()
+        if current is not None and current.path == path:
             self._result_timer.start()
 
-    def _on_data_changed(self, top: QModelIndex, bottom: QModelIndex, roles: list[int] = ()) -> None:  # type: ignore[assignment]
-        if roles and list(roles) == [Qt.ItemDataRole.DecorationRole]:
-            return
-        self.counts_changed.emit()
+    def _on_caption_changed(self, item: ImageItem) -> None:
+        if item is self.photos.current():
+            self.editor.set_text(item.caption)
+            self.refresh_state()
+            self.nbest.set_entries(item.result.alternatives if item.result else [], item.stored, item.caption)
+            self._realign()
+            self._show_strip()
+            self._update_attention()
+
+    def _on_result_changed(self, item: ImageItem) -> None:
+        if item is self.photos.current():
+            self.refresh_result()
+            self.refresh_state()
+
+    def _show_counts(self) -> None:
+        c = self.photos.counts()
+        parts = [f"{c['total']} images", f"{c['captioned']} captioned"]
+        if c["unsaved"]:
+            parts.append(f"{c['unsaved']} unsaved")
+        if c["errors"]:
+            parts.append(f"{c['errors']} with problems")
+        self.count_label.setText(" · ".join(parts))
+        self.refresh_state()
+
+    def _on_reset(self) -> None:
+        self._preview_cache.clear()
+        self._previews.forget()
 
     # --- what the panels show for the current image ----------------------------------------
     def refresh_current(self) -> None:
         """What must change at once (text, photo); the rest follows on the next loop turn so
         holding PgDown through a folder never stalls the window."""
-        item = self._current
+        item = self.photos.current()
         self.editor.setEnabled(item is not None)
         self.editor.set_text(item.caption if item else "")
         self._refresh_file_label(item)
@@ -255,26 +323,42 @@ class PhotosPage(QWidget):
 
     def refresh_result(self) -> None:
         """n-best list and word strip: they change when the model captions this image."""
-        item = self._current
+        item = self.photos.current()
         result = item.result if item else None
         self.nbest.set_entries(
-            result.alternatives if result else [], item.saved if item else None, item.caption if item else ""
+            result.alternatives if result else [], item.stored if item else None, item.caption if item else ""
         )
+        self._realign()
+        self._show_strip()
+        self._update_attention()
+
+    def _show_strip(self) -> None:
+        """One chip per word of the caption shown; the words kept from the model's caption show
+        its map for them, so picking an alternative or editing updates the strip."""
+        item = self.photos.current()
+        result = item.result if item else None
         hint = ""
         if item is not None and result is None and item.has_caption:
-            hint = ("This caption was read from its .txt file. "
-                    "Caption the image (Ctrl+R) to see where the model looks.")
-        thumb = self.thumbnails.get(item.path) if item else None
+            where = {Source.DISK: "its .txt file", Source.ALT_TEXT: "the photo's alt text"}.get(item.source)
+            hint = (f"This caption was read from {where}. " if where else "") + \
+                "Caption the image (Ctrl+R) to see where the model looks."
+        words: list[str] = []
+        indexes: list[int] | None = None
+        if result is not None:
+            words = [s.text for s in word_spans(self.editor.text())]
+            if [w.lower().strip(".,;:!?") for w in words] == result.words:
+                words = result.words
+            else:
+                indexes = [self._editor_map.get(i, -1) for i in range(len(words))]
         self.strip.set_words(
-            result.words if result else [],
+            words,
             result.attention if result else None,
-            thumb,
+            self.thumbnails.get(item.path) if item else None,
             self.preview.style_name,
             self.preview.opacity,
             hint,
+            indexes,
         )
-        self._realign()
-        self._update_attention()
 
     def _refresh_file_label(self, item: ImageItem | None) -> None:
         if item is None:
@@ -283,7 +367,7 @@ class PhotosPage(QWidget):
         self.file_label.setText(f"<b>{item.name}</b><br><span style='color:gray'>{item.path.parent}</span>")
 
     def refresh_state(self) -> None:
-        item = self._current
+        item = self.photos.current()
         if item is None:
             self.state_label.setText("")
             return
@@ -293,36 +377,30 @@ class PhotosPage(QWidget):
             text, colour = "● unsaved — Ctrl+S saves it to " + item.path.with_suffix(".txt").name, "#c07000"
         elif item.saved is not None and item.has_caption:
             text, colour = "✓ saved in " + item.path.with_suffix(".txt").name, "#2a8a40"
+        elif item.embedded is not None and item.has_caption:
+            text, colour = (f"✓ stored in the photo ({item.embedded.label}); "
+                            "no caption file yet"), "#2a8a40"
         else:
             text, colour = "no caption file yet", "gray"
         self.state_label.setText(f"<span style='color:{colour}'>{text}</span>")
 
-    # --- editing ----------------------------------------------------------------------------
-    def _apply_caption(self, item: ImageItem, text: str, source: Source) -> None:
-        """The one place a caption changes (undo commands call it)."""
-        item.caption, item.source = text, source
-        self.model.changed(item)
-        if item is self._current:
-            self.editor.set_text(text)
-            self.refresh_state()
-            self.nbest.set_entries(item.result.alternatives if item.result else [], item.saved, text)
-            self._realign()
-            self._update_attention()
+    def _result(self) -> CaptionResult | None:
+        current = self.photos.current()
+        return current.result if current is not None else None
 
+    # --- editing ----------------------------------------------------------------------------
     def _on_edited(self, text: str) -> None:
-        if self._current is not None:
-            self.history.set_caption(self._current, text, Source.USER, "Typing", typing=True)
+        self.photos.edit(text)
 
     def use_alternative(self, text: str) -> None:
-        if self._current is not None:
-            self.history.set_caption(self._current, text, Source.USER, "Use alternative")
+        self.photos.use_alternative(text)
 
     def pick_alternative(self, rank: int) -> bool:
         return self.nbest.pick(rank)
 
     # --- attention --------------------------------------------------------------------------
     def _realign(self) -> None:
-        result = self._current.result if self._current else None
+        result = self._result()
         words = [s.text for s in word_spans(self.editor.text())]
         self._editor_map = align_words(words, result.words) if result else {}
 
@@ -344,14 +422,14 @@ class PhotosPage(QWidget):
 
     def step_word(self, delta: int) -> None:
         """Alt+Left/Right: walk the pinned word through the caption."""
-        result = self._current.result if self._current else None
+        result = self._result()
         if result is None or not result.words:
             return
         start = self._pinned if self._pinned >= 0 else (-1 if delta > 0 else len(result.words))
         self.pin_word(max(0, min(len(result.words) - 1, start + delta)))
 
     def _update_attention(self) -> None:
-        result = self._current.result if self._current else None
+        result = self._result()
         index = self._hovered if self._hovered >= 0 else self._pinned
         if result is None or not 0 <= index < min(len(result.words), len(result.attention)):
             self.preview.set_attention(None)
@@ -408,17 +486,18 @@ class PhotosPage(QWidget):
         self._preview_cache[path] = QPixmap.fromImage(image)
         while len(self._preview_cache) > PREVIEW_CACHE:
             self._preview_cache.popitem(last=False)
-        if self._current is not None and self._current.path == path:
+        current = self.photos.current()
+        if current is not None and current.path == path:
             self.preview.set_pixmap(self._preview_cache[path])
 
     def _on_preview_failed(self, path: object, reason: str) -> None:
         item = self.model.item_for(path)  # type: ignore[arg-type]
         if item is None:
             return
-        if not item.error:
-            item.error = reason
+        if item.problem is None:
+            item.set_problem(ProblemKind.UNREADABLE, reason)
             self.model.changed(item)
-        if item is self._current:
+        if item is self.photos.current():
             self.preview.set_pixmap(None, f"Cannot show {item.name}:\n{reason}")
             self.refresh_state()
 
@@ -437,17 +516,7 @@ class PhotosPage(QWidget):
         self.thumbnails.set_size(size)
         self.grid.set_thumbnail_size(size)
 
-    def clear(self) -> None:
-        self.history.forget(self.model.items())
-        self.select_item(None)
-        self.model.clear()
-        self._preview_cache.clear()
-        self._previews.forget()
-        self._current = None
-        self.refresh_current()
-
     def shutdown(self) -> None:
-        self.thumbnails.shutdown()
         self._previews.shutdown()
 
 

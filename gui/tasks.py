@@ -9,7 +9,7 @@ fsyncs, which can take tens of milliseconds on a slow disk).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -127,9 +127,8 @@ class CaptionWorker(Worker):
 
     def cancel(self) -> None:
         super().cancel()
-        stop = getattr(self.backend, "cancel", None)
-        if stop is not None:
-            stop()  # a caption process stops at once; a thread stops at the next image
+        if isinstance(self.backend, CaptionService):
+            self.backend.cancel()  # a caption process stops at once; a thread stops at the next image
 
     def work(self) -> None:
         total = len(self.paths)
@@ -143,9 +142,8 @@ class CaptionWorker(Worker):
                 if self.is_cancelled():
                     return
         finally:
-            close = getattr(results, "close", None)
-            if close is not None:
-                close()  # a generator: stops the prefetch of the next batch (or the child's run)
+            if isinstance(results, Generator):
+                results.close()  # stops the prefetch of the next batch (or the child's run)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ class SetCaption(QUndoCommand):
         self.new, self.new_source = new, source
         self.typing = typing
         self.stamp = time.monotonic()
-        self.epoch = item.extras.get("undo_epoch", 0)
+        self.epoch = item.undo_epoch
 
     def redo(self) -> None:
         self.apply(self.item, self.new, self.new_source)
@@ -82,7 +82,7 @@ class CaptionHistory(QObject):
     @staticmethod
     def seal(item: ImageItem) -> None:
         """End the current typing step (after a save, the next edit is an undo step of its own)."""
-        item.extras["undo_epoch"] = item.extras.get("undo_epoch", 0) + 1
+        item.undo_epoch += 1
 
     def activate(self, item: ImageItem | None) -> None:
         self.group.setActiveStack(self.stack(item) if item is not None else None)  # type: ignore[arg-type]

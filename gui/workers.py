@@ -102,7 +102,9 @@ class Worker(QObject):
 
     def wait(self, timeout_ms: int = 5000) -> bool:
         """Block until the thread ends (shutdown and tests only; never from normal UI code)."""
-        return self._thread.wait(timeout_ms) if self._thread is not None else True
+        if self._thread is None or self not in _ALIVE:  # never started, or ended (thread deleted)
+            return True
+        return self._thread.wait(timeout_ms)
 
     # --- internals ------------------------------------------------------------------------
     def _execute(self) -> None:

@@ -85,3 +85,41 @@ def video_dir() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/data/video is not present")
     return path
+
+
+# --- the app's windows (pytest-qt) --------------------------------------------------------------
+@pytest.fixture
+def make_window(qtbot, tiny_bundle: Path, tmp_path: Path):
+    """Build windows with their own settings file; each waits until its model is ready."""
+    from tests.qt_helpers import build_window
+
+    windows: list = []
+
+    def build(bundle: Path | None = tiny_bundle, wait: bool = True, **settings: object):
+        window = build_window(qtbot, tmp_path / f"settings{len(windows)}.ini", bundle,
+                              wait=wait and bundle == tiny_bundle, **settings)
+        windows.append(window)
+        return window
+
+    yield build
+    for window in windows:
+        window.captions.shutdown()
+
+
+@pytest.fixture
+def window(make_window):
+    return make_window()
+
+
+@pytest.fixture
+def shapes(tmp_path: Path) -> dict:
+    """24 shapes without captions at the top, 12 with sidecars in a sub-folder, one broken file."""
+    from tests.synthetic import make_shapes_folder
+
+    root = tmp_path / "photos"
+    plain = make_shapes_folder(root, per_class=2, seed=5, sidecars=False)
+    nested = make_shapes_folder(root / "nested", per_class=1, seed=6, sidecars=True)
+    broken = root / "zz_broken.jpg"
+    broken.write_bytes(b"this is not a jpeg")
+    return {"root": root, "plain": plain, "nested": nested, "broken": broken,
+            "truth": dict(plain + nested), "count": len(plain) + len(nested) + 1}

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QCheckBox, QPlainTextEdit, QPushButton, QWidget
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QCheckBox, QMessageBox, QPlainTextEdit, QPushButton, QWidget
 
 
 def widget_text(widget: QWidget) -> str:
@@ -36,21 +37,34 @@ def build_window(qtbot: Any, settings_file: Path, bundle: Path | None, wait: boo
     window.show()
     qtbot.waitExposed(window)
     if wait and bundle is not None:
-        qtbot.waitUntil(lambda: window.model_state == "ready", timeout=WINDOW_TIMEOUT)
+        qtbot.waitUntil(lambda: window.models.state.value == "ready", timeout=WINDOW_TIMEOUT)
     return window
 
 
-class DialogAnswerer:
-    """Clicks buttons of the modal overwrite dialogs as they appear, in order, and records
-    what each dialog said (its title and every text on it) in `seen`."""
+class _ModalPoller:
+    """Looks for a modal dialog every 20 ms (from the event loop a modal exec() runs)."""
 
-    def __init__(self, answers: list[tuple[str, bool]]) -> None:
-        self.answers = list(answers)
+    def __init__(self) -> None:
         self.seen: list[str] = []
         self.timer = QTimer()
         self.timer.setInterval(20)
         self.timer.timeout.connect(self._poll)
         self.timer.start()
+
+    def _poll(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+
+class DialogAnswerer(_ModalPoller):
+    """Clicks buttons of the modal overwrite dialogs as they appear, in order, and records
+    what each dialog said (its title and every text on it) in `seen`."""
+
+    def __init__(self, answers: list[tuple[str, bool]]) -> None:
+        self.answers = list(answers)
+        super().__init__()
 
     def _poll(self) -> None:
         dialog = QApplication.activeModalWidget()
@@ -69,5 +83,56 @@ class DialogAnswerer:
     def done(self) -> bool:
         return not self.answers
 
-    def stop(self) -> None:
+
+def drop_files(window: Any, target: QWidget, paths: list[Path]) -> None:
+    """Drop local files at the centre of `target`, delivered to the top-level QWindow."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    handle = window.windowHandle()
+    assert handle is not None, "the window must be shown"
+    pos = QPointF(target.mapTo(window, target.rect().center()))
+    actions = Qt.DropAction.CopyAction
+    buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(pos.toPoint(), actions, mime, buttons, mods)
+    QApplication.sendEvent(handle, enter)
+    assert enter.isAccepted(), "the drag was refused"
+    QApplication.sendEvent(handle, QDropEvent(pos, actions, mime, buttons, mods))
+
+
+def open_and_wait(qtbot: Any, window: Any, paths: list[Path], count: int) -> None:
+    window.open_paths(paths)
+    qtbot.waitUntil(lambda: window.photos.model.rowCount() == count and not window.photos.is_scanning(),
+                    timeout=WINDOW_TIMEOUT)
+
+
+def caption_all_and_wait(qtbot: Any, window: Any, action: str = "caption_all") -> None:
+    window.actions_by_name[action].trigger()
+    qtbot.waitUntil(lambda: not window.captions.is_running(), timeout=WINDOW_TIMEOUT)
+
+
+def item(window: Any, path: Path) -> Any:
+    found = window.photos.model.item_for(path)
+    assert found is not None, path
+    return found
+
+
+class MessageAnswerer(_ModalPoller):
+    """Clicks a button (by its text) of the next QMessageBox that appears, recording its text.
+    Keep a reference to it until the box has been answered."""
+
+    def __init__(self, button_text: str, prefix: bool = False) -> None:
+        self.button_text, self.prefix = button_text, prefix
+        super().__init__()
+
+    def _poll(self) -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            return
         self.timer.stop()
+        self.seen.append(box.text())
+        for button in box.buttons():
+            text = button.text().replace("&", "")
+            if text == self.button_text or (self.prefix and text.startswith(self.button_text)):
+                button.click()
+                return
+        raise AssertionError(f"no {self.button_text!r} button in {box.text()!r}")

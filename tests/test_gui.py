@@ -11,90 +11,30 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QWidget
 
 from captioner.writers import read_sidecar
 from gui.dialogs.settings_dialog import SettingsDialog
 from gui.main_window import MainWindow
 from gui.models.items import Source, Status
-from tests.qt_helpers import DialogAnswerer, build_window
+from tests.qt_helpers import (
+    DialogAnswerer,
+    MessageAnswerer,
+    caption_all_and_wait,
+    drop_files,
+    item,
+    open_and_wait,
+)
 from tests.synthetic import make_shapes_folder
 
 pytestmark = pytest.mark.gui
 TIMEOUT = 30_000
-
-
-# --- helpers -------------------------------------------------------------------------------------
-def drop_files(window: MainWindow, target: QWidget, paths: list[Path]) -> None:
-    """Drop local files at the centre of `target`, delivered to the top-level QWindow."""
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    handle = window.windowHandle()
-    assert handle is not None, "the window must be shown"
-    pos = QPointF(target.mapTo(window, target.rect().center()))
-    actions = Qt.DropAction.CopyAction
-    buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    enter = QDragEnterEvent(pos.toPoint(), actions, mime, buttons, mods)
-    QApplication.sendEvent(handle, enter)
-    assert enter.isAccepted(), "the drag was refused"
-    QApplication.sendEvent(handle, QDropEvent(pos, actions, mime, buttons, mods))
-
-
-@pytest.fixture
-def make_window(qtbot, tiny_bundle: Path, tmp_path: Path) -> Iterator:
-    """Build windows with their own settings file; each waits until its model is ready."""
-    windows: list[MainWindow] = []
-
-    def build(bundle: Path | None = tiny_bundle, wait: bool = True, **settings: object) -> MainWindow:
-        window = build_window(qtbot, tmp_path / f"settings{len(windows)}.ini", bundle,
-                              wait=wait and bundle == tiny_bundle, **settings)
-        windows.append(window)
-        return window
-
-    yield build
-    for window in windows:
-        window.captions.shutdown()
-
-
-@pytest.fixture
-def window(make_window) -> MainWindow:
-    return make_window()
-
-
-@pytest.fixture
-def shapes(tmp_path: Path) -> dict:
-    """24 shapes without captions at the top, 12 with sidecars in a sub-folder, one broken file."""
-    root = tmp_path / "photos"
-    plain = make_shapes_folder(root, per_class=2, seed=5, sidecars=False)
-    nested = make_shapes_folder(root / "nested", per_class=1, seed=6, sidecars=True)
-    broken = root / "zz_broken.jpg"
-    broken.write_bytes(b"this is not a jpeg")
-    return {"root": root, "plain": plain, "nested": nested, "broken": broken,
-            "truth": dict(plain + nested), "count": len(plain) + len(nested) + 1}
-
-
-def open_and_wait(qtbot, window: MainWindow, paths: list[Path], count: int) -> None:
-    window.open_paths(paths)
-    qtbot.waitUntil(lambda: window.page.model.rowCount() == count and not window._scans, timeout=TIMEOUT)
-
-
-def caption_all_and_wait(qtbot, window: MainWindow) -> None:
-    window.actions_by_name["caption_all"].trigger()
-    qtbot.waitUntil(lambda: not window.captions.is_running(), timeout=TIMEOUT)
-
-
-def item(window: MainWindow, path: Path):
-    found = window.page.model.item_for(path)
-    assert found is not None, path
-    return found
 
 
 # --- opening ---------------------------------------------------------------------------------------
@@ -127,22 +67,22 @@ def test_drop_folder_fills_grid_loads_sidecars_and_flags_broken_file(qtbot, wind
     qtbot.waitUntil(lambda: page.model.rowCount() == shapes["count"] + 2, timeout=TIMEOUT)
     assert page.editor.text() == before
     drop_files(window, page.preview, [shapes["root"]])  # the same folder again adds nothing
-    qtbot.waitUntil(lambda: not window._scans)
+    qtbot.waitUntil(lambda: not window.photos.is_scanning())
     assert page.model.rowCount() == shapes["count"] + 2
 
 
 def test_without_a_model_the_app_starts_and_says_so(qtbot, make_window, tmp_path: Path) -> None:
     missing = make_window(bundle=tmp_path / "no-such-bundle", wait=False)
-    assert missing.model_state == "none" and missing.banner.isVisible()
-    assert "No model loaded — open a bundle" in missing.banner_label.text()
+    assert missing.models.state.value == "none" and missing.banner.isVisible()
+    assert "No model loaded — open a bundle" in missing.banner.label.text()
     assert "No model loaded" in missing.model_label.text()
     assert not missing.actions_by_name["caption_all"].isEnabled()
     broken = tmp_path / "broken-bundle"
     broken.mkdir()
     (broken / "manifest.json").write_text("{ not json")
     bad = make_window(bundle=broken, wait=False)
-    qtbot.waitUntil(lambda: bad.model_state == "error", timeout=TIMEOUT)
-    assert "could not be used" in bad.banner_label.text()
+    qtbot.waitUntil(lambda: bad.models.state.value == "error", timeout=TIMEOUT)
+    assert "could not be used" in bad.banner.label.text()
     assert any("model not loaded" in line for line in bad.log_pane.lines())
 
 
@@ -153,7 +93,7 @@ def test_caption_all_streams_results_with_progress_and_speed(qtbot, window: Main
     window.captions.progress.connect(lambda done, total, rate: seen.append(done))
     with qtbot.waitSignal(window.captions.started, timeout=TIMEOUT):
         window.actions_by_name["caption_all"].trigger()
-    assert window.progress.isVisible() and window.cancel_button.isVisible()
+    assert window.run_status.progress.isVisible() and window.run_status.cancel_button.isVisible()
     qtbot.waitUntil(lambda: not window.captions.is_running(), timeout=TIMEOUT)
     assert len(set(seen)) >= 3 and max(seen) == shapes["count"]  # results arrived batch by batch
     truth = shapes["truth"]
@@ -162,8 +102,8 @@ def test_caption_all_streams_results_with_progress_and_speed(qtbot, window: Main
     broken = item(window, shapes["broken"])
     assert broken.error and not broken.has_caption
     assert any("zz_broken.jpg" in line and "error" in line for line in window.log_pane.lines())
-    assert not window.progress.isVisible()
-    assert re.search(r"Last run: \d+(\.\d)? images/s", window.speed_label.text())
+    assert not window.run_status.progress.isVisible()
+    assert re.search(r"Last run: \d+(\.\d)? images/s", window.run_status.speed_label.text())
     assert "tiny-" in window.model_label.text() and "CPU" in window.model_label.text()
     # model captions are new, so they are marked unsaved until saved
     assert all(item(window, p).dirty for p, _ in shapes["plain"])
@@ -177,15 +117,15 @@ def test_cancel_mid_batch_stops_and_leaves_the_rest_uncaptioned(qtbot, make_wind
     window.actions_by_name["caption_all"].trigger()
     qtbot.waitUntil(lambda: window.captions.stats.done >= 6, timeout=TIMEOUT)
     assert window.actions_by_name["cancel"].isEnabled()  # the toolbar's Cancel, while it runs
-    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.run_status.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.captions.is_running(), timeout=TIMEOUT)
     assert not window.actions_by_name["cancel"].isEnabled()
     items = window.page.model.items()
     captioned = [i for i in items if i.has_caption]
     assert 6 <= len(captioned) < len(items)
     assert all(i.status is not Status.QUEUED for i in items)  # nothing left marked as waiting
-    assert any("cancelled after" in line for line in window.log_pane.lines())
-    assert not window.cancel_button.isVisible()
+    assert any("cancelled: captioned" in line for line in window.log_pane.lines())
+    assert not window.run_status.cancel_button.isVisible()
     window.actions_by_name["caption_uncaptioned"].trigger()  # picking up where it stopped
     qtbot.waitUntil(lambda: not window.captions.is_running(), timeout=TIMEOUT)
     assert all(i.has_caption for i in items)
@@ -227,7 +167,9 @@ def test_existing_caption_files_are_never_overwritten_without_asking(qtbot, wind
     for path, _ in files:
         path.with_suffix(".txt").write_text("a hand written caption\n")
     open_and_wait(qtbot, window, [tmp_path / "old"], len(files))
-    caption_all_and_wait(qtbot, window)
+    answerer = MessageAnswerer(f"Replace {len(files)}")
+    caption_all_and_wait(qtbot, window, "caption_all_replace")
+    assert answerer.seen and f"{len(files)} caption(s)" in answerer.seen[0]
     items = window.page.model.items()
     assert all(i.dirty and i.caption != "a hand written caption" for i in items)
     # keep them all: nothing on disk changes, the captions stay marked unsaved
@@ -405,8 +347,8 @@ def test_settings_apply_and_persist_across_restarts(qtbot, make_window, tiny_bun
     dialog.provider.setCurrentIndex(dialog.provider.findData("cpu"))
     dialog.overlay_style.setCurrentIndex(dialog.overlay_style.findData("spotlight"))
     window.apply_settings(dialog.result_settings())
-    qtbot.waitUntil(lambda: window.model_state == "ready", timeout=TIMEOUT)
-    assert window.captioner is not None and window.captioner.provider == "cpu"
+    qtbot.waitUntil(lambda: window.models.state.value == "ready", timeout=TIMEOUT)
+    assert window.models.captioner is not None and window.models.captioner.provider == "cpu"
     assert window.page.preview.style_name == "spotlight" and window.actions_by_name["spotlight"].isChecked()
     open_and_wait(qtbot, window, [p for p, _ in shapes["plain"][:4]], 4)
     caption_all_and_wait(qtbot, window)
@@ -440,7 +382,7 @@ def test_video_tab_is_mounted_when_the_video_panel_exists(window: MainWindow) ->
     pytest.importorskip("gui.video.panel")
     assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Photos", "Video"]
     getter = getattr(window.video_panel, "captioner_getter", None)
-    assert getter is None or getter() is window.captioner
+    assert getter is None or getter() is window.models.captioner
 
 
 def test_pyside_refcount_workaround_survives_many_calls() -> None:
@@ -488,7 +430,7 @@ def test_batches_fall_back_to_a_thread_without_the_caption_process(qtbot, make_w
                                                                    shapes: dict) -> None:
     monkeypatch.setenv("CAPTIONER_GUI_INPROCESS", "1")
     window = make_window()
-    assert window.service is None
+    assert window.models.service is None
     assert any("batches run in a thread" in line for line in window.log_pane.lines())
     open_and_wait(qtbot, window, [p for p, _ in shapes["plain"][:6]], 6)
     caption_all_and_wait(qtbot, window)

@@ -34,7 +34,7 @@ from tests.bad_inputs import (
     permissions_can_be_enforced,
     vanish,
 )
-from tests.qt_helpers import WINDOW_TIMEOUT, DialogAnswerer, build_window
+from tests.qt_helpers import WINDOW_TIMEOUT, DialogAnswerer, MessageAnswerer, build_window
 
 pytestmark = pytest.mark.gui
 CHILD_ENV = "CAPTIONER_APP_CORPUS_CHILD"
@@ -95,12 +95,14 @@ def test_every_image_case_in_the_app(qtbot, window, corpus: list[BadCase], tmp_p
     listed = [c for c in cases if c.expectation.outcome != IGNORED]
     before = _sidecars(cases)
     window.open_paths([tmp_path / "images"])
-    qtbot.waitUntil(lambda: not window._scans, timeout=WINDOW_TIMEOUT)
+    qtbot.waitUntil(lambda: not window.photos.is_scanning(), timeout=WINDOW_TIMEOUT)
     paths = {i.path for i in window.page.model.items()}
     assert paths == {c.path for c in listed}, "ignored files listed or cases missing"
     vanish(cases)  # deleted after the folder was listed, before captioning
-    window.actions_by_name["caption_all"].trigger()
+    replacing = MessageAnswerer("Replace", prefix=True)  # the model's captions replace hand-written ones
+    window.actions_by_name["caption_all_replace"].trigger()
     qtbot.waitUntil(lambda: not window.captions.is_running(), timeout=120_000)
+    assert replacing.seen
     log = "\n".join(window.log_pane.lines())
     for case in listed:
         entry = window.page.model.item_for(case.path)
@@ -163,12 +165,12 @@ def test_every_video_case_in_the_video_tab(qtbot, window, corpus: list[BadCase])
 @needs_own_process
 def test_every_bundle_case_keeps_the_working_model(qtbot, window, corpus: list[BadCase],
                                                    tiny_bundle: Path) -> None:
-    working = window.captioner
+    working = window.models.captioner
     for case in _of(corpus, "bundle"):
         assert case.expectation.outcome == REFUSED
         window.open_bundle(case.path)
-        qtbot.waitUntil(lambda: window.model_state != "loading", timeout=WINDOW_TIMEOUT)
-        assert window.captioner is working and window.model_state == "ready", case.name
+        qtbot.waitUntil(lambda: window.models.state.value != "loading", timeout=WINDOW_TIMEOUT)
+        assert window.models.captioner is working and window.models.state.value == "ready", case.name
         last = window.log_pane.lines()[-1]
         assert "model not loaded" in last and case.expectation.reason in last, (case.name, last)
         assert "still using" in last, last

@@ -22,7 +22,7 @@ from captioner.metadata import ALT_TEXT, DESCRIPTION, ExistingText, read_alt_tex
 from gui.controllers.metadata import ACTION_NAME, AltTextController, AltTextRun  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from gui.models.items import Source  # noqa: E402
-from tests.qt_helpers import DialogAnswerer, build_window
+from tests.qt_helpers import DialogAnswerer, MessageAnswerer, build_window
 from tests.synthetic import make_shapes_folder  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -50,9 +50,9 @@ def window(qtbot, tmp_path: Path, tiny_bundle: Path) -> Iterator[MainWindow]:
 
 
 def controller_of(window: MainWindow) -> AltTextController:
-    assert isinstance(window.alt_text, AltTextController)  # installed once, by the window
+    assert isinstance(window.photos.alt_text, AltTextController)  # installed once, by the window
     assert len([a for a in window.actions() if a.objectName() == ACTION_NAME]) == 1
-    return window.alt_text
+    return window.photos.alt_text
 
 
 @pytest.fixture
@@ -85,7 +85,8 @@ def photos(tmp_path: Path) -> dict[str, Path]:
 def open_and_wait(qtbot, window: MainWindow, controller: AltTextController, root: Path, count: int) -> None:
     with qtbot.waitSignal(controller.embedded_read, timeout=TIMEOUT):
         window.open_paths([root])
-    qtbot.waitUntil(lambda: window.page.model.rowCount() == count and not window._scans, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window.page.model.rowCount() == count and not window.photos.is_scanning(),
+                    timeout=TIMEOUT)
 
 
 def run_write(qtbot, controller: AltTextController, items: list) -> AltTextRun:
@@ -106,9 +107,9 @@ def test_menu_action_and_embedded_alt_text_shown_as_caption(qtbot, window: MainW
     assert action.isEnabled()
     model = window.page.model
     alt, described, sidecar = (model.item_for(photos[k]) for k in ("alt", "described", "sidecar"))
-    assert alt.caption == "someone's own alt text" and not alt.dirty and alt.source is Source.DISK
+    assert alt.caption == "someone's own alt text" and not alt.dirty and alt.source is Source.ALT_TEXT
     assert described.caption == "A description from Lightroom"
-    assert described.extras["embedded_alt_text"] == ExistingText("A description from Lightroom", DESCRIPTION)
+    assert described.embedded == ExistingText("A description from Lightroom", DESCRIPTION)
     assert sidecar.caption == "the sidecar caption"  # a caption file wins over the embedded text
     assert model.item_for(photos["plain_png"]).caption == ""
 
@@ -121,9 +122,11 @@ def test_write_asks_before_replacing_and_keeps_pixels(qtbot, window: MainWindow,
     controller = controller_of(window)
     open_and_wait(qtbot, window, controller, photos["root"], 6)
     model = window.page.model
-    # the model captions everything (replacing shown captions, as it does for caption files)
-    window.actions_by_name["caption_all"].trigger()
+    # the model captions everything, replacing the alt text shown as captions (asked first)
+    answerer = MessageAnswerer("Replace 3")
+    window.actions_by_name["caption_all_replace"].trigger()
     qtbot.waitUntil(lambda: not window.captions.is_running(), timeout=TIMEOUT)
+    assert "3 caption(s)" in answerer.seen[0]
     items = {key: model.item_for(path) for key, path in photos.items() if key != "root"}
     assert all(item.caption.startswith("a ") for item in items.values()), {
         k: i.caption for k, i in items.items()}
@@ -148,7 +151,7 @@ def test_write_asks_before_replacing_and_keeps_pixels(qtbot, window: MainWindow,
     assert all(pixel_hash(photos[key]) == pixels[key] for key in items)
 
     # alt text this app wrote itself is replaced without asking; someone else's needs "overwrite"
-    window.page.history.set_caption(items["plain_png"], "a corrected caption", Source.USER, "edit")
+    window.photos.history.set_caption(items["plain_png"], "a corrected caption", Source.USER, "edit")
     answerer = DialogAnswerer([("overwrite", False)])
     try:
         run = run_write(qtbot, controller, [items["plain_png"], items["alt"]])
@@ -169,7 +172,7 @@ def test_action_writes_the_current_photo_with_progress_and_reports_problems(
     open_and_wait(qtbot, window, controller, photos["root"], 7)
     model = window.page.model
     plain, old = model.item_for(photos["plain_jpg"]), model.item_for(bmp)
-    window.page.history.set_caption(plain, "a green square", Source.USER, "edit")
+    window.photos.history.set_caption(plain, "a green square", Source.USER, "edit")
     window.page.select_item(plain)
     with qtbot.waitSignal(controller.finished, timeout=TIMEOUT) as blocker:
         window.actions_by_name[ACTION_NAME].trigger()
@@ -178,9 +181,9 @@ def test_action_writes_the_current_photo_with_progress_and_reports_problems(
     assert "alt text written into 1 of 1" in window.statusBar().currentMessage()
 
     # unsupported format and a photo that cannot be written: clear lines, the rest goes on
-    window.page.history.set_caption(old, "a bitmap", Source.USER, "edit")
+    window.photos.history.set_caption(old, "a bitmap", Source.USER, "edit")
     locked = model.item_for(photos["plain_webp"])
-    window.page.history.set_caption(locked, "a locked photo", Source.USER, "edit")
+    window.photos.history.set_caption(locked, "a locked photo", Source.USER, "edit")
     photos["plain_webp"].chmod(0o444)
     try:
         run = run_write(qtbot, controller, [old, locked])

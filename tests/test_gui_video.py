@@ -17,6 +17,7 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 from captioner.captioner import Captioner  # noqa: E402
 from gui.video.model import CAPTION, THUMB  # noqa: E402
 from gui.video.panel import VideoPanel  # noqa: E402
+from tests.qt_helpers import MessageAnswerer  # noqa: E402
 from tests.videos import shape_shots, write_audio_only, write_video  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -66,9 +67,11 @@ def test_segments_stream_in_with_thumbnails_and_times(qtbot, panel: VideoPanel, 
 def test_clicking_a_segment_shows_its_frame(qtbot, panel: VideoPanel, clip: Path) -> None:
     panel.every.setValue(0.0)
     run_to_end(qtbot, panel, clip)
-    panel.table.selectRow(1)
+    panel.table.selectRow(1)  # the frame is decoded in a worker, not in the GUI thread
+    qtbot.waitUntil(lambda: panel.frame.pixmap() is not None and not panel.frame.pixmap().isNull(),
+                    timeout=10_000)
     pixmap = panel.frame.pixmap()
-    assert pixmap is not None and not pixmap.isNull() and pixmap.width() > 100
+    assert pixmap.width() > 100
     image = pixmap.toImage()
     colours = {image.pixelColor(x, y).name() for x in range(0, image.width(), 8)
                for y in range(0, image.height(), 8)}
@@ -151,3 +154,39 @@ def test_opening_another_video_mid_run_replaces_the_first(qtbot, panel: VideoPan
     qtbot.waitUntil(lambda: not panel.is_running() and "3 segments" in panel.status.text(),
                     timeout=30_000)
     assert [s.caption for s in panel.model.segments()] == EXPECTED
+
+
+# --- issue 14, bug 4: edits are never lost without a question; the sampling re-runs the clip ------
+def test_edited_captions_are_not_dropped_by_opening_another_video(qtbot, panel: VideoPanel, clip: Path,
+                                                                  tmp_path: Path) -> None:
+    panel.every.setValue(0.0)
+    run_to_end(qtbot, panel, clip)
+    assert panel.model.setData(panel.model.index(0, CAPTION), "my own words")
+    other = tmp_path / "other.mp4"
+    write_video(other, shape_shots([("red", "square", 2.0)]))
+    answerer = MessageAnswerer("Keep editing")
+    assert not panel.open_video(other)
+    assert "not exported" in answerer.seen[0] and panel.video == clip
+    assert panel.model.segments()[0].caption == "my own words"
+    assert panel.export(tmp_path / "mine.srt", "srt")  # exported: nothing to lose any more
+    run_to_end(qtbot, panel, other)
+    assert panel.video == other
+
+
+def test_changing_the_sampling_runs_the_clip_again_and_asks_about_edits(qtbot, panel: VideoPanel,
+                                                                        clip: Path) -> None:
+    panel.every.setValue(0.0)
+    run_to_end(qtbot, panel, clip)
+    assert len(panel.model.segments()) == 3
+    with qtbot.waitSignal(panel.model.modelReset, timeout=5_000):  # a new run starts by itself
+        panel.scenes.setChecked(False)
+        panel.every.setValue(0.5)
+    qtbot.waitUntil(lambda: not panel.is_running() and panel.model.rowCount() == 3, timeout=30_000)
+    assert panel.ran_with is not None and panel.ran_with.every == 0.5 and not panel.ran_with.scenes
+    # with an edit, the person is asked; keeping the edits puts the controls back
+    assert panel.model.setData(panel.model.index(1, CAPTION), "my own words")
+    answerer = MessageAnswerer("Keep editing")
+    panel.every.setValue(2.0)
+    qtbot.waitUntil(lambda: bool(answerer.seen), timeout=5_000)
+    assert panel.every.value() == 0.5 and not panel.is_running()
+    assert panel.model.segments()[1].caption == "my own words"

@@ -11,7 +11,7 @@ Two jobs, both off the GUI thread on the app's Worker base:
   as for caption files (overwrite all / keep / decide for each, keep being the default), except
   for alt text this app wrote itself in this session.
 
-Everything hangs off the window through `install(window)`, so the window needs one line.
+The Photos controller owns it; its menu action is declared in gui/actions.py like the rest.
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QModelIndex, QObject, Qt, Signal
-from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
 from captioner.metadata import (
@@ -35,13 +33,12 @@ from captioner.metadata import (
 )
 from captioner.writers import Outcome
 from gui.dialogs.overwrite import BatchChoiceDialog, Choice, ChoicePolicy, FileOverwriteDialog, FileQuestion
-from gui.models.items import ImageItem, Source
+from gui.models.image_list import ImageListModel
+from gui.models.items import ImageItem, ProblemKind, Source
 from gui.tasks import WriteJob, WriteOutcome, WriteWorker
 from gui.workers import Worker
 
 ACTION_NAME = "write_alt_text"
-EMBEDDED = "embedded_alt_text"  # ImageItem.extras key: the ExistingText read from the photo
-WRITTEN = "alt_text_written"  # ImageItem.extras key: what this app wrote into the photo
 
 Log = Callable[[str, str], None]
 
@@ -153,12 +150,13 @@ class AltTextController(QObject):
 
     finished = Signal(object)  # AltTextRun
     embedded_read = Signal(int)  # how many opened photos showed their embedded alt text
+    item_changed = Signal(object)  # ImageItem whose caption or stored alt text changed
+    message = Signal(str, int)  # a status-bar line and how long to show it (ms)
 
-    def __init__(self, window: Any) -> None:
-        super().__init__(window)
-        self.window = window
-        self.model = window.page.model
-        self.log: Log = window.log
+    def __init__(self, model: ImageListModel, log: Log, dialog_parent: QWidget | None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model, self.log, self.dialog_parent = model, log, dialog_parent
         self._reader: AltTextReadWorker | None = None
         self._pending_reads: list[Path] = []
         self._writer: AltTextWriteWorker | None = None
@@ -192,15 +190,14 @@ class AltTextController(QObject):
             item = self.model.item_for(path)
             if item is None:
                 continue
-            item.extras[EMBEDDED] = existing
+            item.embedded = existing
             if item.saved is None and not item.caption and item.source is Source.NONE:
                 # shown like a caption file's text: current, not "unsaved"; editing it and saving
                 # writes a caption file; "Write alt text" puts an edit back into the photo
-                item.caption = item.saved = existing.text
-                item.source = Source.DISK
+                item.caption = existing.text
+                item.source = Source.ALT_TEXT
                 self.model.changed(item)
-                if item is self.window.page.current_item():
-                    self.window.page.refresh_current()
+                self.item_changed.emit(item)
                 shown += 1
         return shown
 
@@ -215,15 +212,12 @@ class AltTextController(QObject):
     def is_busy(self) -> bool:
         return self._writer is not None
 
-    def write_selected(self) -> int:
-        return self.write(self.window.page.selected_items())
-
     def write(self, items: list[ImageItem], policy: AltTextPolicy | None = None) -> int:
         """Plan (asking where a photo holds other alt text) and start the writes; returns how many."""
         if self._writer is not None:
-            self.window.statusBar().showMessage("Alt text is being written; wait for it to finish", 5000)
+            self.message.emit("Alt text is being written; wait for it to finish", 5000)
             return 0
-        policy = policy or AltTextPolicy(self.window)
+        policy = policy or AltTextPolicy(self.dialog_parent)
         run = AltTextRun(total=len(items))
         jobs: list[WriteJob] = []
         conflicts: list[tuple[ImageItem, ExistingText]] = []
@@ -241,7 +235,7 @@ class AltTextController(QObject):
                     jobs.append(WriteJob(item.path, text, overwrite=False))
                 elif existing.text == text:
                     jobs.append(WriteJob(item.path, text, overwrite=True))  # same text: fills every field
-                elif item.extras.get(WRITTEN) == existing.text:
+                elif item.alt_text_written == existing.text:
                     jobs.append(WriteJob(item.path, text, overwrite=True))  # our own earlier write
                 else:
                     conflicts.append((item, existing))
@@ -270,7 +264,7 @@ class AltTextController(QObject):
         worker = AltTextWriteWorker(jobs)
         self._writer = worker
         self._progress = progress = QProgressDialog("Writing alt text into photos…", "Cancel", 0, len(jobs),
-                                                    self.window)
+                                                    self.dialog_parent)
         progress.setObjectName("altTextProgress")
         progress.setWindowTitle("Write alt text")
         progress.setWindowModality(Qt.WindowModality.NonModal)
@@ -290,7 +284,7 @@ class AltTextController(QObject):
             self._progress.setMaximum(total)
             self._progress.setValue(done)
             self._progress.setLabelText(f"Writing alt text into photos… {done} / {total}")
-        self.window.statusBar().showMessage(f"Writing alt text {done} / {total}", 2000)
+        self.message.emit(f"Writing alt text {done} / {total}", 2000)
 
     def _on_outcome(self, outcome: WriteOutcome) -> None:
         job = outcome.job
@@ -300,20 +294,20 @@ class AltTextController(QObject):
         if outcome.written:
             self._run.written += 1
             if item is not None:
-                item.extras[WRITTEN] = job.text
-                item.extras[EMBEDDED] = ExistingText(job.text, ALT_TEXT)
-                if item.error.startswith("alt text not written"):
-                    item.error = ""
-                    self.model.changed(item)
+                item.alt_text_written = job.text
+                item.embedded = ExistingText(job.text, ALT_TEXT)
+                item.clear_problem(ProblemKind.ALT_TEXT)
+                self.model.changed(item)
+                self.item_changed.emit(item)
             return
-        if outcome.error.startswith("alt text appeared"):
+        if outcome.error == AltTextWriteWorker.appeared_meanwhile:
             self._run.kept += 1
             self.log(f"{job.image.name}: {outcome.error}", "warning")
             return
         self._run.failed += 1
         self.log(f"{job.image}: alt text not written: {outcome.error}", "error")
         if item is not None:
-            item.error = f"alt text not written: {outcome.error}"
+            item.set_problem(ProblemKind.ALT_TEXT, outcome.error)
             self.model.changed(item)
 
     def _on_finished(self, cancelled: bool) -> None:
@@ -328,7 +322,7 @@ class AltTextController(QObject):
     def _report(self, run: AltTextRun) -> None:
         text = run.summary()
         self.log(text, "warning" if run.failed else "info")
-        self.window.statusBar().showMessage(text, 8000)
+        self.message.emit(text, 8000)
         self.finished.emit(run)
 
     def shutdown(self) -> None:
@@ -337,41 +331,3 @@ class AltTextController(QObject):
             if worker is not None:
                 worker.cancel()
                 worker.wait(10000)
-
-
-# --- wiring ------------------------------------------------------------------------------------
-
-
-def install(window: Any) -> AltTextController:
-    """Add File ▸ Write alt text into photos (after the exports) and the embedded-alt-text reader."""
-    from gui.actions import Spec, make_action
-
-    controller = AltTextController(window)
-    spec = Spec(ACTION_NAME, "Write alt &text into photos…", (),
-                "Write the selected captions into the photos as alt text (IPTC, XMP, EXIF)")
-    action = make_action(window, spec, controller.write_selected)
-    window.actions_by_name[ACTION_NAME] = action
-    _insert_after(window, window.actions_by_name.get("export_csv"), action)
-    model = window.page.model
-
-    def update_enabled(*_args: object) -> None:
-        action.setEnabled(model.rowCount() > 0)
-
-    for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset):
-        signal.connect(update_enabled)
-    update_enabled()
-    return controller
-
-
-def _insert_after(window: Any, anchor: QAction | None, action: QAction) -> None:
-    for menu_action in window.menuBar().actions():
-        menu = menu_action.menu()
-        if menu is None or anchor is None or anchor not in menu.actions():
-            continue
-        actions = menu.actions()
-        following = actions[actions.index(anchor) + 1] if actions.index(anchor) + 1 < len(actions) else None
-        menu.insertAction(following, action) if following is not None else menu.addAction(action)
-        return
-    menus = [a.menu() for a in window.menuBar().actions() if a.menu() is not None]
-    if menus:
-        menus[0].addAction(action)

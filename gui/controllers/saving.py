@@ -25,7 +25,7 @@ from gui.dialogs.overwrite import (
     FileQuestion,
 )
 from gui.models.image_list import ImageListModel
-from gui.models.items import ImageItem
+from gui.models.items import ImageItem, ProblemKind
 from gui.tasks import SaveWorker, WriteJob, WriteOutcome
 from gui.undo import CaptionHistory
 
@@ -154,15 +154,14 @@ class SaveController(QObject):
         self.item_saved.emit(item)
 
     def _not_saved(self, item: ImageItem, reason: str) -> None:
-        item.error = f"not saved: {reason}"
+        item.set_problem(ProblemKind.NOT_SAVED, reason)
         self.log(f"{sidecar_path(item.path)}: {reason}", "error")
         self.model.changed(item)
 
     def _mark_saved(self, item: ImageItem, text: str) -> None:
         item.saved = text
         CaptionHistory.seal(item)
-        if item.error.startswith("not saved"):
-            item.error = ""
+        item.clear_problem(ProblemKind.NOT_SAVED)
         self.model.changed(item)
 
     def _on_finished(self, _cancelled: bool) -> None:

@@ -17,7 +17,7 @@ from PySide6.QtCore import (
 )
 
 from captioner.writers import sidecar_path
-from gui.models.items import ImageItem, Source, Status
+from gui.models.items import ImageItem, ProblemKind, Source, Status
 from gui.models.thumbnails import ThumbnailCache
 
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -175,8 +175,8 @@ class ImageListModel(QAbstractListModel):
 
     def _on_thumbnail_failed(self, path: Path, reason: str) -> None:
         item = self.item_for(path)
-        if item is not None and not item.error:
-            item.error = reason
+        if item is not None and item.problem is None:
+            item.set_problem(ProblemKind.UNREADABLE, reason)
             self.changed(item)
 
 

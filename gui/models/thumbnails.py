@@ -20,6 +20,7 @@ from PySide6.QtGui import QImage, QImageIOHandler, QImageReader, QPixmap
 
 from captioner.errors import CaptionerError
 from captioner.images import MAX_PIXELS, load_image
+from gui.models.items import reason_of
 
 
 def pil_to_qimage(img: Image.Image) -> QImage:
@@ -90,7 +91,7 @@ class _LoadJob(QRunnable):
             try:
                 result: QImage | str = load_scaled(path, self.longest, self.box)
             except CaptionerError as exc:
-                result = getattr(exc, "reason", str(exc))
+                result = reason_of(exc)
             except Exception as exc:  # noqa: BLE001 - never let a decoder bug kill a pool thread
                 result = f"cannot show this image ({exc})"
             self.signals.done.emit(str(path), result)

@@ -30,6 +30,7 @@ class SegmentModel(QAbstractTableModel):
         self._segments: list[Segment] = []
         self._pixmaps: dict[int, QPixmap] = {}
         self.merge = True
+        self.edited = False  # a caption was changed by hand since the run or the last export
 
     def rowCount(self, parent: Index = ROOT) -> int:  # noqa: N802 (Qt's name)
         return 0 if parent.isValid() else len(self._segments)
@@ -73,7 +74,11 @@ class SegmentModel(QAbstractTableModel):
         if role != Qt.ItemDataRole.EditRole or index.column() != CAPTION:
             return False
         row = index.row()
-        self._segments[row] = replace(self._segments[row], caption=" ".join(str(value).split()))
+        text = " ".join(str(value).split())
+        if text == self._segments[row].caption:
+            return False
+        self._segments[row] = replace(self._segments[row], caption=text)
+        self.edited = True
         self.dataChanged.emit(index, index, [role])
         return True
 
@@ -108,6 +113,7 @@ class SegmentModel(QAbstractTableModel):
     def clear(self) -> None:
         self.beginResetModel()
         self._segments, self._pixmaps = [], {}
+        self.edited = False
         self.endResetModel()
 
     def segment(self, row: int) -> Segment:

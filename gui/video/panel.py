@@ -1,6 +1,10 @@
 """The Video tab: open or drop a video, segments stream into a timeline list with thumbnails,
 clicking one shows its frame, captions are edited in place, and the list exports to SRT,
-WebVTT, CSV or JSON. Decoding and captioning run in a worker thread with progress and Cancel.
+WebVTT, CSV or JSON. Decoding and captioning run in a worker thread with progress and Cancel;
+the preview frame is decoded in a worker too, so the GUI thread never waits on the file.
+
+Edited captions are never dropped silently: opening another video, changing the sampling
+(which runs the clip again) or quitting asks first while edits are not exported.
 """
 
 from __future__ import annotations
@@ -8,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PIL import Image
-from PySide6.QtCore import QCoreApplication, QItemSelection, QSize, Qt
+from PySide6.QtCore import QCoreApplication, QItemSelection, QSize, Qt, QTimer
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -19,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -31,9 +35,9 @@ from captioner.captioner import Captioner
 from captioner.errors import CaptionerError
 from captioner.segments import Segment, VideoJob
 from captioner.subtitles import VideoDocument, write_segments
-from captioner.video import VIDEO_EXTENSIONS, SamplingOptions, VideoInfo, frame_at, is_video_path
+from captioner.video import VIDEO_EXTENSIONS, SamplingOptions, VideoInfo, is_video_path
 from gui.video.model import CAPTION, THUMB, TIME, SegmentModel
-from gui.video.worker import VideoWorker
+from gui.video.worker import FrameWorker, VideoWorker
 
 EXPORTS = (
     ("SRT", "srt", "SubRip subtitles (*.srt)"),
@@ -42,13 +46,7 @@ EXPORTS = (
     ("JSON", "json", "JSON (*.json)"),
 )
 PREVIEW_BOX = 720
-
-
-def pil_to_pixmap(image: Image.Image) -> QPixmap:
-    rgb = image.convert("RGB")
-    data = rgb.tobytes()
-    qimage = QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888)
-    return QPixmap.fromImage(qimage.copy())  # copy: the QImage must not outlive `data`
+RERUN_DELAY_MS = 700  # typing "15" into "every N s" re-runs once, not twice
 
 
 class VideoPanel(QWidget):
@@ -64,6 +62,12 @@ class VideoPanel(QWidget):
         self.info: VideoInfo | None = None
         self.stopped: str | None = None
         self.worker: VideoWorker | None = None
+        self.frame_worker: FrameWorker | None = None
+        self.ran_with: SamplingOptions | None = None  # the sampling of the segments shown
+        self._rerun = QTimer(self)
+        self._rerun.setSingleShot(True)
+        self._rerun.setInterval(RERUN_DELAY_MS)
+        self._rerun.timeout.connect(self.rerun)
         self.setAcceptDrops(True)
         self._build()
         self._set_running(False)
@@ -101,6 +105,8 @@ class VideoPanel(QWidget):
         self.scenes = QCheckBox("Scenes")
         self.scenes.setChecked(True)
         self.scenes.setToolTip("one segment per scene, from ffmpeg's scene-cut score")
+        self.every.valueChanged.connect(lambda _v: self._rerun.start())
+        self.scenes.toggled.connect(lambda _on: self._rerun.start())
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
         self.progress = QProgressBar()
@@ -171,11 +177,15 @@ class VideoPanel(QWidget):
             self.open_video(Path(name))
 
     def open_video(self, path: Path) -> bool:
-        """Start captioning `path`; False (with the reason shown) if it cannot start."""
+        """Start captioning `path`; False (with the reason shown) if it cannot start, or if the
+        person chose to keep the edited captions of the video shown."""
         captioner = self.captioner_getter()
         if captioner is None:
             self.status.setText("No model is loaded: choose a model first.")
             return False
+        if not self.confirm_discard(f"opening {Path(path).name}"):
+            return False
+        self._rerun.stop()
         self.cancel()
         self.wait()
         self.model.clear()
@@ -184,7 +194,8 @@ class VideoPanel(QWidget):
         self.frame_caption.setText("")
         self.progress.setValue(0)
         self.status.setText(f"Reading {self.video.name}…")
-        job = VideoJob(self.sampling(), thumbnails=True, merge=False)  # the model merges, so rows
+        self.ran_with = self.sampling()
+        job = VideoJob(self.ran_with, thumbnails=True, merge=False)  # the model merges, so rows
         self.worker = VideoWorker(captioner, self.video, job)  # appear as soon as they are captioned
         self.worker.opened.connect(self._on_opened)
         self.worker.item.connect(self._on_segment)
@@ -194,6 +205,43 @@ class VideoPanel(QWidget):
         self.worker.start()
         self._set_running(True)
         return True
+
+    def confirm_discard(self, why: str) -> bool:
+        """True when no edited caption would be lost, or the person agreed to lose them
+        (Keep editing is the default answer)."""
+        if not self.model.edited:
+            return True
+        name = self.video.name if self.video else "this video"
+        box = QMessageBox(QMessageBox.Icon.Warning, "Discard edited captions?",
+                          f"You edited captions of {name} and have not exported them. "
+                          f"Discard your edits by {why}?", QMessageBox.StandardButton.NoButton, self)
+        box.setObjectName("confirmDiscard")
+        discard = box.addButton("Discard edits", QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton("Keep editing", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+        box.exec()
+        return box.clickedButton() is discard
+
+    def rerun(self) -> None:
+        """The sampling changed: caption the clip again with it (after asking, if edited)."""
+        if self.video is None or self.is_running() or self.sampling() == self.ran_with:
+            return
+        if not self.confirm_discard("captioning the clip again with the new sampling"):
+            self._show_sampling(self.ran_with)  # the controls say what the list shows
+            return
+        self.model.edited = False
+        self.open_video(self.video)
+
+    def _show_sampling(self, sampling: SamplingOptions | None) -> None:
+        if sampling is None:
+            return
+        for widget in (self.every, self.scenes):
+            widget.blockSignals(True)
+        self.every.setValue(sampling.every or 0.0)
+        self.scenes.setChecked(sampling.scenes)
+        for widget in (self.every, self.scenes):
+            widget.blockSignals(False)
 
     def cancel(self) -> None:
         if self.worker is not None:
@@ -205,8 +253,11 @@ class VideoPanel(QWidget):
             self.worker.wait(ms)
 
     def shutdown(self) -> None:
+        self._rerun.stop()
         self.cancel()
         self.wait()
+        if self.frame_worker is not None:
+            self.frame_worker.wait()
 
     def is_running(self) -> bool:
         return self.worker is not None and self.worker.is_running()
@@ -278,23 +329,31 @@ class VideoPanel(QWidget):
             self.show_segment(min(rows))
 
     def show_segment(self, row: int) -> None:
-        """Show the frame the caption was made from, decoded again at preview size."""
+        """Show the frame the caption was made from, decoded again at preview size in a worker
+        (the latest request wins)."""
         seg = self.model.segment(row)
         self.frame_caption.setText(seg.caption)
         if self.video is None:
             return
-        try:
-            pixmap = pil_to_pixmap(frame_at(self.video, seg.frame_time, PREVIEW_BOX))
-        except CaptionerError as exc:
-            self.frame.setText(str(exc))
+        worker = self.frame_worker = FrameWorker(self.video, seg.frame_time, PREVIEW_BOX)
+        worker.item.connect(lambda image, w=worker: self._show_frame(w, image))
+        worker.failed.connect(lambda text, w=worker: self._frame_failed(w, text))
+        worker.start()
+
+    def _show_frame(self, worker: FrameWorker, image: QImage) -> None:
+        if worker is not self.frame_worker:
             return
         self.frame.setPixmap(
-            pixmap.scaled(
+            QPixmap.fromImage(image).scaled(
                 self.frame.size(),
                 Qt.AspectRatioMode.KeepAspectRatio,
                 Qt.TransformationMode.SmoothTransformation,
             )
         )
+
+    def _frame_failed(self, worker: FrameWorker, text: str) -> None:
+        if worker is self.frame_worker:
+            self.frame.setText(text)
 
     def choose_export(self, fmt: str) -> None:
         label, _, pattern = next(e for e in EXPORTS if e[1] == fmt)
@@ -314,6 +373,7 @@ class VideoPanel(QWidget):
         except CaptionerError as exc:
             self.status.setText(f"Export failed: {exc}")
             return False
+        self.model.edited = False
         self.status.setText(f"Exported {len(segments)} segments to {path}")
         return True
 

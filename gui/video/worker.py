@@ -1,4 +1,5 @@
-"""Captioning one video off the GUI thread, on the app's Worker base (gui/workers.py).
+"""Captioning one video, and decoding one frame of it for the preview, off the GUI thread, on
+the app's Worker base (gui/workers.py).
 
 Segments arrive through `item` in time order, progress through `progress` in milliseconds of
 video (total 0 when the length is unknown), and `finished(cancelled)` comes last, after every
@@ -12,11 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QImage
 
 from captioner.captioner import Captioner
 from captioner.errors import CaptionerError
 from captioner.segments import VideoCaptioning, VideoJob
+from captioner.video import frame_at
 from gui.workers import Worker
 
 
@@ -52,3 +56,24 @@ class VideoWorker(Worker):
         if self.is_cancelled():
             raise _Cancelled
         self.report(int(position * 1000), int((duration or 0.0) * 1000))
+
+
+def to_qimage(image: Image.Image) -> QImage:
+    """A PIL image as a QImage that owns its pixels (safe to hand to the GUI thread)."""
+    rgb = image.convert("RGB")
+    data = rgb.tobytes()
+    return QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy()
+
+
+class FrameWorker(Worker):
+    """Decode the frame at `time` scaled into `box`. item: QImage; failed: the reason."""
+
+    def __init__(self, path: Path, time: float, box: int) -> None:
+        super().__init__(f"frame of {Path(path).name}")
+        self.path, self.time, self.box = Path(path), time, box
+
+    def work(self) -> None:
+        try:
+            self.emit_item(to_qimage(frame_at(self.path, self.time, self.box)))
+        except CaptionerError as exc:
+            self.failed.emit(str(exc))

@@ -99,7 +99,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
             colour, mark = QUEUED, "…"
         elif item.dirty:
             colour, mark = UNSAVED, "●"
-        elif item.saved is not None and item.has_caption:
+        elif item.stored is not None and item.has_caption:
             colour, mark = SAVED, "✓"
         else:
             return
@@ -148,12 +148,10 @@ class ThumbnailDelegate(QStyledItemDelegate):
         else:
             painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
             body = "queued…" if item.status is Status.QUEUED else "no caption"
-        painter.drawText(
-            caption_rect,
-            Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap,
-            self._laid_out(("body", body, caption_rect.width(), font.key()),
-                           lambda: _elide_lines(body, metrics, caption_rect.width(), 2)),
-        )
+        lines = self._laid_out(("body", body, caption_rect.width(), font.key()),
+                               lambda: _elide_lines(body, metrics, caption_rect.width(), 2))
+        for n, text in enumerate(lines.split("\n")):  # line by line: never re-wrapped by the painter
+            painter.drawText(caption_rect.adjusted(0, n * line, 0, 0), Qt.AlignmentFlag.AlignLeft, text)
 
     def _laid_out(self, key: tuple, make: Callable[[], str]) -> str:
         """Elided text per (text, width, font): measuring words on every paint is what made the
@@ -167,20 +165,17 @@ class ThumbnailDelegate(QStyledItemDelegate):
 
 
 def _elide_lines(text: str, metrics: QFontMetrics, width: int, lines: int) -> str:
-    """Word-wrap into at most `lines` lines, eliding the last one."""
-    words, out, current = text.split(), [], ""
-    for i, word in enumerate(words):
-        candidate = f"{current} {word}".strip()
-        if metrics.horizontalAdvance(candidate) <= width or not current:
-            current = candidate
-            continue
-        out.append(current)
-        current = word
-        if len(out) == lines - 1:
-            current = " ".join(words[i:])
-            break
-    out.append(metrics.elidedText(current, Qt.TextElideMode.ElideRight, width))
-    return "\n".join(out[:lines])
+    """Word-wrap into at most `lines` lines, each fitting `width`; text that does not fit ends
+    in an ellipsis (so does a word too long for a line)."""
+    words, out, i = text.split(), list[str](), 0
+    while i < len(words) and len(out) < lines - 1:
+        current, i = words[i], i + 1
+        while i < len(words) and metrics.horizontalAdvance(f"{current} {words[i]}") <= width:
+            current, i = f"{current} {words[i]}", i + 1
+        out.append(metrics.elidedText(current, Qt.TextElideMode.ElideRight, width))
+    if i < len(words):
+        out.append(metrics.elidedText(" ".join(words[i:]), Qt.TextElideMode.ElideRight, width))
+    return "\n".join(out)
 
 
 class ThumbnailGrid(QListView):
@@ -206,8 +201,11 @@ class ThumbnailGrid(QListView):
         self.empty_hint = "Drop photos or folders here\n\nor use File ▸ Open folder… (Ctrl+Shift+O)"
 
     def set_thumbnail_size(self, size: int) -> None:
+        """Cells grow or shrink with the thumbnails: the view must lay them out again even
+        when the column width stays (uniform item sizes are cached), or tiles overlap."""
         self.delegate.size = size
         self._fit_columns()
+        self.scheduleDelayedItemsLayout()
         self.viewport().update()
 
     def _fit_columns(self) -> None:

@@ -68,6 +68,8 @@ class AttentionStrip(QScrollArea):
         self._play_index = -1
         self._pool: list[QToolButton] = []
         self._shown: tuple = ()
+        self._icon_key: tuple = ()
+        self._icons: dict[int, QIcon] = {}  # model word -> its chip icon, for the map shown
         self._layout.addWidget(self._hint)
         self._layout.addWidget(self.play_button)
         self._layout.addStretch(1)
@@ -81,11 +83,18 @@ class AttentionStrip(QScrollArea):
         style: str,
         opacity: float,
         hint: str = "",
+        model_index: list[int] | None = None,
     ) -> None:
-        """Show one chip per word. Chips are reused (never rebuilt), and nothing is redone when
-        the same caption, map and thumbnail are shown again: this runs on every selection."""
-        usable = attention is not None and len(words) > 0 and attention.shape[0] >= len(words)
-        key = (tuple(words), id(attention), thumbnail.cacheKey() if thumbnail else 0, style, opacity,
+        """Show one chip per word of the caption. `model_index[i]` is the model word whose map
+        chip i shows (-1: a word the model did not write, shown without a map); by default
+        the words are the model's own. Chips and their icons are reused, and nothing is redone
+        when the same caption, map and thumbnail are shown again: this runs on every selection
+        and, for an edited caption, on every change of its words."""
+        indexes = list(range(len(words))) if model_index is None else model_index
+        usable = (attention is not None and len(words) > 0
+                  and all(-1 <= i < attention.shape[0] for i in indexes) and any(i >= 0 for i in indexes))
+        thumb_key = thumbnail.cacheKey() if thumbnail else 0
+        key = (tuple(words), tuple(indexes), id(attention), thumb_key, style, opacity,
                hint) if usable else ("hint", hint)
         if key == self._shown:
             return
@@ -104,12 +113,20 @@ class AttentionStrip(QScrollArea):
         self.play_button.show()
         while len(self._pool) < len(words):
             self._layout.insertWidget(self._layout.count() - 1, self._chip(len(self._pool)))
+        icon_key = (id(attention), thumb_key, style, opacity)
+        if icon_key != self._icon_key:
+            self._icon_key, self._icons = icon_key, {}
         for index, button in enumerate(self._pool):
             if index < len(words):
-                word = words[index]
+                word, model = words[index], indexes[index]
                 button.setText(word)
-                button.setIcon(word_icon(thumbnail, attention[index], style, opacity))
-                button.setToolTip(f"Where the model looked when it wrote “{word}” — click to pin")
+                button.setProperty("word_index", model)
+                button.setEnabled(model >= 0)
+                if model >= 0 and model not in self._icons:
+                    self._icons[model] = word_icon(thumbnail, attention[model], style, opacity)
+                button.setIcon(self._icons[model] if model >= 0 else QIcon())
+                button.setToolTip(f"Where the model looked when it wrote “{word}” — click to pin"
+                                  if model >= 0 else f"“{word}” is not a word the model wrote: no map")
                 button.setChecked(False)
             button.setVisible(index < len(words))
         self.buttons = self._pool[: len(words)]
@@ -123,13 +140,15 @@ class AttentionStrip(QScrollArea):
         button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         button.setProperty("word_index", index)
         button.installEventFilter(self)
-        button.clicked.connect(lambda checked=False, i=index: self.pin_requested.emit(i if checked else -1))
+        button.clicked.connect(lambda checked=False, b=button: self.pin_requested.emit(
+            int(b.property("word_index")) if checked else -1))
         self._pool.append(button)
         return button
 
     def set_pinned(self, index: int) -> None:
-        for i, button in enumerate(self.buttons):
-            button.setChecked(i == index)
+        """Check the chip showing model word `index` (-1: none)."""
+        for button in self.buttons:
+            button.setChecked(index >= 0 and int(button.property("word_index")) == index)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if isinstance(watched, QToolButton) and watched in self.buttons:
@@ -151,11 +170,12 @@ class AttentionStrip(QScrollArea):
             self._timer.start()
 
     def _play_step(self) -> None:
+        playable = [int(b.property("word_index")) for b in self.buttons if int(b.property("word_index")) >= 0]
         self._play_index += 1
-        if self._play_index >= len(self.buttons):
+        if self._play_index >= len(playable):
             self.stop()
             return
-        self.pin_requested.emit(self._play_index)
+        self.pin_requested.emit(playable[self._play_index])
 
     def is_playing(self) -> bool:
         return self._timer.isActive()
