@@ -112,8 +112,9 @@ def to_srt(segments: Sequence[Segment]) -> str:
 
 def to_vtt(segments: Sequence[Segment], source: str | None = None) -> str:
     head = "WEBVTT\n"
-    if source:
-        head += f"\nNOTE captions of {_vtt_line(source).replace('-->', '->')} by captioner\n"
+    if source:  # a file name on one line: a newline in it must not end the NOTE and start cues
+        name = " ".join("".join(ch if ch.isprintable() else " " for ch in source).split())
+        head += f"\nNOTE captions of {_vtt_line(name).replace('-->', '->')} by captioner\n"
     blocks = [head]
     for n, cue in enumerate(to_cues(segments), 1):
         text = "\n".join(_vtt_line(line) for line in cue.lines)

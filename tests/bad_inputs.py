@@ -745,6 +745,17 @@ def _thumbnails_folder_cannot_be_made(cwd: Path) -> HostileRun:
 
 
 @_run_case
+def _thumbnails_folder_is_a_link(cwd: Path) -> HostileRun:
+    """A `clip_thumbs` link planted in a shared folder must not send the JPEGs elsewhere."""
+    _clip(cwd / "clip.mp4", ("red", "circle"))
+    (cwd / "elsewhere").mkdir()
+    (cwd / "clip_thumbs").symlink_to("elsewhere", target_is_directory=True)
+    return HostileRun(("video", "clip.mp4", "--thumbnails", *VIDEO_ARGS), cwd, 1,
+                      says="clip_thumbs: cannot make the thumbnails folder (it is a symbolic link",
+                      made=(cwd / "clip.srt",), absent=(cwd / "elsewhere" / "0001.jpg",))
+
+
+@_run_case
 def _out_dir_is_a_file(cwd: Path) -> HostileRun:
     _clip(cwd / "clip.mp4", ("red", "circle"))
     (cwd / "out").write_text("not a folder\n")

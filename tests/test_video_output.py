@@ -209,3 +209,11 @@ def test_csv_text_cells_cannot_start_a_formula() -> None:
     rows = list(csv.DictReader(io.StringIO(to_csv(segs, ["-2+3_thumbs/0001.jpg", None]))))
     assert rows[0]["caption"] == "'=1+1" and rows[1]["caption"] == "a dog"
     assert rows[0]["thumbnail"] == "'-2+3_thumbs/0001.jpg" and rows[0]["score"] == "-0.5000"
+
+
+def test_a_video_name_cannot_inject_cues() -> None:
+    """The WebVTT NOTE holds the file name: its newlines must not end the note and start a cue."""
+    hostile = "x\n\n99\n00:00:00.000 --> 00:09:00.000\nFAKE CUE\x1b[2J"
+    text = to_vtt(SEGMENTS[:1], source=hostile)
+    assert [c.text for c in _vtt(text)] == ["a red circle"]
+    assert text.split("\n")[2] == "NOTE captions of x 99 00:00:00.000 --&gt; 00:09:00.000 FAKE CUE [2J by captioner"

@@ -76,6 +76,8 @@ def write_thumbnails(outputs: Outputs, segments: list[Segment], tally: Tally) ->
     be made is one error line, and the captions are still written, without thumbnails."""
     folder = outputs.thumbs
     try:
+        if folder.is_symlink():  # planted in a shared folder, it would send the JPEGs elsewhere
+            raise NotADirectoryError(0, "it is a symbolic link, not followed")
         if os.path.lexists(folder) and not folder.is_dir():
             raise NotADirectoryError(0, "a file of that name exists")
         folder.mkdir(exist_ok=True)
