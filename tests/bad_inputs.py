@@ -627,6 +627,15 @@ def _csv_names_a_photo(cwd: Path) -> HostileRun:
 
 
 @_run_case
+def _json_into_a_read_only_folder(cwd: Path) -> HostileRun:
+    """Found before the batch, not after an hour of captioning."""
+    _photos(cwd, "a.jpg")
+    (cwd / "ro").mkdir(mode=0o555)
+    return HostileRun(("caption", "a.jpg", "--json", "ro/all.json", *PHOTO_ARGS), cwd, 2,
+                      says="--json ro/all.json: its folder is read-only", one_line=True, out_lines=0)
+
+
+@_run_case
 def _photo_named_txt(cwd: Path) -> HostileRun:
     """A photo called p.txt is its own sidecar name: --sidecar --overwrite must not replace it."""
     (p,) = _photos(cwd, "p.txt")

@@ -277,17 +277,17 @@ CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u20
 
 
 def run_hostile(run: HostileRun, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
-    """`python -m captioner ARGS` in the run's folder; with reader_gone, stdout is a pipe whose
-    reader has left before the first line is written."""
+    """`python -m captioner ARGS` in the run's folder, obeying file permissions even as root;
+    with reader_gone, stdout is a pipe whose reader has left before the first line is written."""
     command = [sys.executable, "-m", "captioner", *run.argv]
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    options: dict = {"cwd": run.cwd, "timeout": 120, "env": {**os.environ, "PYTHONPATH": str(ROOT), **env},
+                     "preexec_fn": drop_permission_override}
     if not run.reader_gone:
-        return subprocess.run(command, cwd=run.cwd, capture_output=True, timeout=120, env=full_env)
+        return subprocess.run(command, capture_output=True, **options)
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        done = subprocess.run(command, cwd=run.cwd, stdout=write_end, stderr=subprocess.PIPE,
-                              timeout=120, env=full_env)
+        done = subprocess.run(command, stdout=write_end, stderr=subprocess.PIPE, **options)
     finally:
         os.close(write_end)
     return subprocess.CompletedProcess(done.args, done.returncode, b"", done.stderr)

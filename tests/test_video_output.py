@@ -216,4 +216,5 @@ def test_a_video_name_cannot_inject_cues() -> None:
     hostile = "x\n\n99\n00:00:00.000 --> 00:09:00.000\nFAKE CUE\x1b[2J"
     text = to_vtt(SEGMENTS[:1], source=hostile)
     assert [c.text for c in _vtt(text)] == ["a red circle"]
-    assert text.split("\n")[2] == "NOTE captions of x 99 00:00:00.000 --&gt; 00:09:00.000 FAKE CUE [2J by captioner"
+    note = "NOTE captions of x 99 00:00:00.000 --&gt; 00:09:00.000 FAKE CUE [2J by captioner"
+    assert text.split("\n")[2] == note

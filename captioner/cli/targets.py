@@ -53,15 +53,17 @@ def same_file(a: Path, b: Path) -> bool:
 
 def check_output_file(option: str, path: Path, inputs: Inputs) -> None:
     """--json/--csv: CaptionerError (exit 2, before any work) for a target that is an input,
-    that this tool could not have written (a photo), or whose folder does not exist."""
+    that this tool could not have written (a photo), or whose folder is missing or read-only."""
     if inputs.holds(path):
         raise CaptionerError(f"{option} {path}: is one of the files to caption; choose another name")
     if os.path.lexists(path):
         refusal = replace_refusal(path)
         if refusal is not None:
             raise CaptionerError(f"{option} {path}: {refusal} (even with --overwrite)")
-    elif not path.parent.is_dir():
+    if not path.parent.is_dir():
         raise CaptionerError(f"{option} {path}: its folder does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):  # found now, not after the whole batch
+        raise CaptionerError(f"{option} {path}: its folder is read-only (permission denied)")
 
 
 def prepare_out_dir(path: Path | None) -> None:
