@@ -80,12 +80,11 @@ class Meter:
 
     unit: str  # after `done/total`
     rate: str  # after the rate
-    digits: int
-    per_second: bool  # rate as units per second ("img/s"), else as a speed factor ("x")
+    digits: int  # decimals of done/total
 
 
-PHOTOS = Meter("", " img/s", 0, True)
-VIDEO_SECONDS = Meter(" s", "x", 1, False)
+PHOTOS = Meter("", " img/s", 0)  # 12/30 14.2 img/s
+VIDEO_SECONDS = Meter(" s", "x", 1)  # 7.4/17.6 s 3.1x (seconds of video per second)
 
 
 class Progress:
