@@ -131,11 +131,22 @@ def _replaceable_mode(path: Path, st: os.stat_result, replaces: Replaceable) -> 
     return st.st_mode & 0o7777
 
 
+def _shortened(name: str, limit: int = 100) -> str:
+    """The start of a file name in at most `limit` bytes (names are limited in bytes, not
+    characters: 80 CJK characters are 240), so the temporary name's own parts still fit."""
+    out, size = [], 0
+    for ch in name:
+        size += len(os.fsencode(ch))
+        if size > limit:
+            break
+        out.append(ch)
+    return "".join(out)
+
+
 def _temporary(path: Path) -> tuple[int, str]:
     """A new hidden file beside path; WriteError (saying why) if the folder takes none."""
     try:
-        # cut short: a 250-character photo name must leave room for the temp's own parts
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{_shortened(path.name)}.", suffix=".tmp", dir=path.parent)
     except FileNotFoundError:
         raise WriteError(path, "folder does not exist") from None
     except NotADirectoryError:

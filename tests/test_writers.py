@@ -136,3 +136,12 @@ def test_one_place_says_what_a_record_holds() -> None:
     assert list(record.fields()) == list(CaptionRecord.FIELDS)
     assert to_csv([record]).splitlines()[0] == ",".join(CaptionRecord.FIELDS)
     assert json.loads(to_json([record])) == [{"file": "a.jpg", "caption": "a dog"}]
+
+
+def test_a_long_name_in_a_script_of_wide_characters_gets_its_caption(tmp_path: Path) -> None:
+    """80 CJK characters are 240 bytes: the temporary name is shortened in bytes, not characters."""
+    photo = tmp_path / ("写" * 80 + ".jpg")
+    photo.write_bytes(b"\xff\xd8\xff")
+    assert write_sidecar(photo, "a dog") is Outcome.WRITTEN
+    assert read_sidecar(photo) == "a dog"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([photo.name, "写" * 80 + ".txt"])
