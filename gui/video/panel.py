@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QItemSelection, QSize, Qt, QTimer
+from PySide6.QtCore import QCoreApplication, QItemSelection, QModelIndex, QSize, Qt, QTimer
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -137,6 +137,7 @@ class VideoPanel(QWidget):
         header.resizeSection(TIME, self.table.fontMetrics().horizontalAdvance("00:00:00.0 – 00:00:00.0") + 24)
         header.setSectionResizeMode(CAPTION, QHeaderView.ResizeMode.Stretch)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.model.dataChanged.connect(self._on_edited)
         self.model.rowsInserted.connect(lambda *_: self._update_exports())
         return self.table
 
@@ -327,6 +328,12 @@ class VideoPanel(QWidget):
         rows = {index.row() for index in selected.indexes()}
         if rows:
             self.show_segment(min(rows))
+
+    def _on_edited(self, top: QModelIndex, bottom: QModelIndex) -> None:
+        """The caption under the frame follows an edit of its row."""
+        rows = self.table.selectionModel().selectedRows()
+        if rows and top.row() <= rows[0].row() <= bottom.row():
+            self.frame_caption.setText(self.model.segment(rows[0].row()).caption)
 
     def show_segment(self, row: int) -> None:
         """Show the frame the caption was made from, decoded again at preview size in a worker
