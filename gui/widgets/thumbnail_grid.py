@@ -172,7 +172,8 @@ def _elide_lines(text: str, metrics: QFontMetrics, width: int, lines: int) -> st
         current, i = words[i], i + 1
         while i < len(words) and metrics.horizontalAdvance(f"{current} {words[i]}") <= width:
             current, i = f"{current} {words[i]}", i + 1
-        out.append(metrics.elidedText(current, Qt.TextElideMode.ElideRight, width))
+        fits = metrics.horizontalAdvance(current) <= width  # elidedText measures a hair wider
+        out.append(current if fits else metrics.elidedText(current, Qt.TextElideMode.ElideRight, width))
     if i < len(words):
         out.append(metrics.elidedText(" ".join(words[i:]), Qt.TextElideMode.ElideRight, width))
     return "\n".join(out)
