@@ -18,9 +18,7 @@ from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
-    QLabel,
     QMainWindow,
-    QMessageBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -29,7 +27,7 @@ from PySide6.QtWidgets import (
 from captioner.images import IMAGE_EXTENSIONS
 from gui.actions import GRID_MENU
 from gui.actions import install as install_actions
-from gui.controllers.model import ModelController, ModelState
+from gui.controllers.model import ModelController
 from gui.controllers.photos import PhotosController
 from gui.dialogs.help import show_about, show_shortcuts
 from gui.dialogs.settings_dialog import SettingsDialog
@@ -42,9 +40,6 @@ from gui.widgets.log_pane import LogPane
 from gui.widgets.model_banner import ModelBanner
 from gui.widgets.run_status import RunStatus
 from gui.workers import cancel_all
-
-THUMB_STEPS = (64, 96, 128, 160, 200, 256, 320)
-NO_MODEL = "No model loaded — open a bundle (File ▸ Open model bundle…)"
 
 
 class MainWindow(QMainWindow):
@@ -71,8 +66,6 @@ class MainWindow(QMainWindow):
         self._show_counts()
         if load_model:
             self.models.load()
-        else:
-            self._on_model_state(ModelState.NONE)
 
     def log(self, text: str, level: str = "info") -> None:
         self.log_pane.log(text, level)
@@ -87,7 +80,7 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        self.banner = ModelBanner()
+        self.banner = ModelBanner(self.models)
         self.banner.open_requested.connect(lambda: self.open_bundle())
         layout.addWidget(self.banner)
         self.tabs = QTabWidget()
@@ -102,9 +95,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
         self.resizeDocks([self.log_dock], [120], Qt.Orientation.Vertical)
         self.run_status = RunStatus(self.captions)
-        self.model_label = QLabel()
-        self.model_label.setObjectName("modelLabel")
-        self.model_label.setContentsMargins(8, 0, 8, 0)
+        self.model_label = self.banner.status
         self.statusBar().addPermanentWidget(self.run_status)
         self.statusBar().addPermanentWidget(self.model_label)
 
@@ -152,8 +143,8 @@ class MainWindow(QMainWindow):
             source.message.connect(self.statusBar().showMessage)
         self.captions.started.connect(lambda _n: self._update_actions())
         self.captions.finished.connect(self._on_run_finished)
-        self.models.state_changed.connect(self._on_model_state)
-        self.models.switching.connect(self._on_model_switching)
+        self.models.state_changed.connect(lambda _state: self._update_actions())
+        self.models.switching.connect(self.photos.stop_for_model_switch)
 
     def _on_run_finished(self, *_args: object) -> None:
         self._update_actions()
@@ -168,24 +159,6 @@ class MainWindow(QMainWindow):
                 return
             folder = Path(chosen)
         self.models.load(folder)  # remembered in the settings once it has loaded
-
-    def _on_model_switching(self) -> None:
-        if self.captions.is_running():
-            self.log("stopping the running batch to switch models", "warning")
-            self.captions.cancel()
-
-    def _on_model_state(self, state: ModelState) -> None:
-        captioner = self.models.captioner
-        ready = state is ModelState.READY and captioner is not None
-        self.banner.show_text("" if ready else self.models.text or NO_MODEL)
-        if captioner is not None and ready:
-            self.model_label.setText(f"Model: {captioner.name} · {captioner.provider.upper()}")
-            self.model_label.setToolTip(str(captioner.bundle.path))
-        else:
-            self.model_label.setText("Loading model…" if state is ModelState.LOADING
-                                     else "No model loaded — open a bundle")
-            self.model_label.setToolTip("")
-        self._update_actions()
 
     # --- opening -----------------------------------------------------------------------------
     def open_paths(self, paths: list[Path]) -> ScanWorker | None:
@@ -243,11 +216,8 @@ class MainWindow(QMainWindow):
         self.page.set_overlay_style(self.settings.overlay_style, self.settings.overlay_opacity)
 
     def zoom(self, direction: int) -> None:
-        size = self.settings.thumbnail_size
-        steps = [s for s in THUMB_STEPS if (s > size if direction > 0 else s < size)]
-        self.settings.thumbnail_size = (steps[0] if direction > 0 else steps[-1]) if steps else size
+        self.page.zoom(direction)
         self.settings.save(self.store)
-        self.page.set_thumbnail_size(self.settings.thumbnail_size)
 
     # --- state shown around the edges ---------------------------------------------------------
     def _show_counts(self) -> None:
@@ -277,19 +247,9 @@ class MainWindow(QMainWindow):
                 restore(value)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        unsaved = self.photos.unsaved()
-        if self.confirm_close and unsaved:
-            buttons = QMessageBox.StandardButton
-            answer = QMessageBox.question(
-                self, "Unsaved captions",
-                f"{len(unsaved)} caption(s) are not saved. Save them before quitting?",
-                buttons.Save | buttons.Discard | buttons.Cancel)
-            if answer == buttons.Cancel:
-                event.ignore()
-                return
-            if answer == buttons.Save:
-                self.photos.save_before_quit()
-        if self.confirm_close and not self.video_panel.confirm_discard("quitting"):
+        """Each tab may keep the app open to save or keep what would be lost."""
+        if self.confirm_close and not (self.photos.confirm_quit()
+                                       and self.video_panel.confirm_discard("quitting")):
             event.ignore()
             return
         self.shutdown()

@@ -38,6 +38,7 @@ from gui.widgets.thumbnail_grid import ThumbnailGrid
 from gui.widgets.word_strip import AttentionStrip
 
 PREVIEW_PX = 1600
+THUMB_STEPS = (64, 96, 128, 160, 200, 256, 320)
 PREVIEW_CACHE = 12
 
 
@@ -511,6 +512,13 @@ class PhotosPage(QWidget):
             else "Drop photos or folders here\n\nor use File ▸ Open folder… (Ctrl+Shift+O)"
         )
         self.grid.viewport().update()
+
+    def zoom(self, direction: int) -> None:
+        """One step larger (+1) or smaller (-1) thumbnails; the size is a setting."""
+        size = self.settings.thumbnail_size
+        steps = [s for s in THUMB_STEPS if (s > size if direction > 0 else s < size)]
+        self.settings.thumbnail_size = (steps[0] if direction > 0 else steps[-1]) if steps else size
+        self.set_thumbnail_size(self.settings.thumbnail_size)
 
     def set_thumbnail_size(self, size: int) -> None:
         self.thumbnails.set_size(size)

@@ -169,8 +169,10 @@ class PhotosController(QObject):
                 return False
         return self._caption(items, replace=True)
 
-    def cancel_run(self) -> None:
-        self.captions.cancel()
+    def stop_for_model_switch(self) -> None:
+        if self.captions.is_running():
+            self.log("stopping the running batch to switch models", "warning")
+            self.captions.cancel()
 
     def human_caption_count(self) -> int:
         return sum(i.keeps_caption for i in self.model.items())
@@ -226,8 +228,19 @@ class PhotosController(QObject):
     def unsaved(self) -> list[ImageItem]:
         return [i for i in self.model.items() if i.dirty]
 
-    def save_before_quit(self) -> None:
-        self.saver.save(self.unsaved(), OverwritePolicy(self.dialog_parent))
+    def confirm_quit(self) -> bool:
+        """Quitting with unsaved captions: save them (asking as usual), drop them, or stay."""
+        unsaved = self.unsaved()
+        if not unsaved:
+            return True
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self.dialog_parent, "Unsaved captions",
+            f"{len(unsaved)} caption(s) are not saved. Save them before quitting?",
+            buttons.Save | buttons.Discard | buttons.Cancel)
+        if answer == buttons.Save:
+            self.saver.save(unsaved, OverwritePolicy(self.dialog_parent))
+        return answer != buttons.Cancel
 
     def write_alt_text(self) -> int:
         return self.alt_text.write(self.selected())
