@@ -16,11 +16,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from pathlib import Path
+from typing import Protocol
 
 from PIL import Image
 
-from captioner.captioner import Captioner, CaptionOptions
+from captioner.captioner import CaptionOptions, CaptionResult
 from captioner.video import Sample, SamplingOptions, VideoReader
+
+
+class ImageCaptioner(Protocol):
+    """What captions the frames: a Captioner, or a CaptionService (the app's caption process)."""
+
+    def caption_images(self, images: list[Image.Image], options: CaptionOptions | None = None
+                       ) -> list[CaptionResult]: ...
+
 
 STOPWORDS = frozenset("a an the of on in at to with and is are its it this that there some two "
                       "while near next by for from into up down front top".split())
@@ -138,7 +147,7 @@ class _Decoder(threading.Thread):
 class VideoCaptioning:
     """One video: open it, then iterate `segments()`; `reader.status` tells where it stopped."""
 
-    def __init__(self, captioner: Captioner, path: str | Path, job: VideoJob) -> None:
+    def __init__(self, captioner: ImageCaptioner, path: str | Path, job: VideoJob) -> None:
         self.captioner, self.job = captioner, job
         self.reader = VideoReader(path, job.sampling)
         self.info = self.reader.info
@@ -216,7 +225,7 @@ class VideoCaptioning:
                           sample.scene, thumb)
 
 
-def caption_video(captioner: Captioner, path: str | Path, job: VideoJob,
+def caption_video(captioner: ImageCaptioner, path: str | Path, job: VideoJob,
                   progress: ProgressFn | None = None) -> tuple[list[Segment], str | None]:
     """All segments of one video and the note on where decoding stopped early (or None)."""
     with VideoCaptioning(captioner, path, job) as run:

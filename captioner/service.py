@@ -8,10 +8,13 @@ unpickles finished results. (Measured with bench/ui_heartbeat.py.)
 
 Protocol over a duplex multiprocessing pipe, one run at a time:
     parent -> child: ("caption", paths, options, batch_size) | ("cancel",) | ("quit",)
+                     ("images", [PIL image], options)                          frames of a video
     child -> parent: ("ready", name, provider) | ("failed", reason)           once, at start
                      ("result", path, CaptionResult) | ("error", path, reason) per image, in order
                      ("done",)                                                 end of a run
-A cancel is noticed between images; the run then ends early with "done".
+                     ("captions", [CaptionResult]) | ("failed", reason)        answer to "images"
+A cancel is noticed between images; the run then ends early with "done". One conversation at
+a time: a run and an "images" request from another thread wait for each other.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
+
+from PIL import Image
 
 from captioner.captioner import CaptionOptions, CaptionResult
 from captioner.errors import BundleError, CaptionerError, ImageLoadError
@@ -46,6 +51,11 @@ def serve(bundle: str, provider: str, variant: str, conn: Connection, niceness: 
             return
         if message[0] == "quit":
             return
+        if message[0] == "images":
+            try:
+                conn.send(("captions", captioner.caption_images(message[1], message[2])))
+            except CaptionerError as exc:
+                conn.send(("failed", str(exc)))
         if message[0] == "caption" and not _run(captioner, conn, *message[1:]):
             return
 
@@ -83,6 +93,7 @@ class CaptionService:
         self._process.start()
         child.close()
         self._send_lock = threading.Lock()
+        self._talk = threading.Lock()  # one run or request at a time (photos and video share it)
         self.name, self.provider = "", ""
 
     def wait_ready(self) -> None:
@@ -96,6 +107,21 @@ class CaptionService:
     def caption_files(self, paths: Iterable[Path], options: CaptionOptions | None = None,
                       batch_size: int = 16) -> Iterator[tuple[Path, CaptionResult | CaptionerError]]:
         """Same contract as Captioner.caption_files; stops early after `cancel()`."""
+        with self._talk:
+            yield from self._caption_files(paths, options, batch_size)
+
+    def caption_images(self, images: list[Image.Image], options: CaptionOptions | None = None
+                       ) -> list[CaptionResult]:
+        """Same contract as Captioner.caption_images (the frames of a video)."""
+        with self._talk:
+            self._send(("images", images, options or CaptionOptions()))
+            message = self._receive()
+        if message[0] == "failed":
+            raise CaptionerError(message[1])
+        return message[1]
+
+    def _caption_files(self, paths: Iterable[Path], options: CaptionOptions | None,
+                       batch_size: int) -> Iterator[tuple[Path, CaptionResult | CaptionerError]]:
         self._send(("caption", [str(p) for p in paths], options or CaptionOptions(), batch_size))
         finished = False
         try:
