@@ -55,7 +55,7 @@ class MainWindow(QMainWindow):
         self.models = ModelController(self.settings, self.store, self.log, self.captions.is_running, self)
         self.photos.backend = self.models.backend
         self.page = PhotosPage(self.photos, self)
-        self.video_panel = VideoPanel(self, lambda: self.models.captioner)
+        self.video_panel = VideoPanel(self, self.models.backend)
         self._build_ui()
         self._build_actions()
         self._connect()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from difflib import SequenceMatcher
+from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer
 from PySide6.QtGui import QAction, QImage, QKeySequence, QPixmap, QShortcut
@@ -29,7 +30,7 @@ from PySide6.QtWidgets import (
 from captioner.captioner import CaptionResult
 from gui.controllers.photos import PhotosController
 from gui.models.image_list import SHOW_LABELS, ImageFilter, Role, Show
-from gui.models.items import ImageItem, ProblemKind, Source
+from gui.models.items import ImageItem, Source
 from gui.models.thumbnails import ImageLoader
 from gui.widgets.caption_editor import CaptionEditor, word_spans
 from gui.widgets.nbest import NBestList
@@ -492,15 +493,10 @@ class PhotosPage(QWidget):
             self.preview.set_pixmap(self._preview_cache[path])
 
     def _on_preview_failed(self, path: object, reason: str) -> None:
-        item = self.model.item_for(path)  # type: ignore[arg-type]
-        if item is None:
-            return
-        if item.problem is None:
-            item.set_problem(ProblemKind.UNREADABLE, reason)
-            self.model.changed(item)
-        if item is self.photos.current():
+        self.photos.flag_unreadable(Path(str(path)), reason)
+        item = self.photos.current()
+        if item is not None and item.path == path:
             self.preview.set_pixmap(None, f"Cannot show {item.name}:\n{reason}")
-            self.refresh_state()
 
     # --- filter and zoom --------------------------------------------------------------------
     def _on_filter(self) -> None:

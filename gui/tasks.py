@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from PIL import Image
+
 from captioner.captioner import Captioner, CaptionOptions, CaptionResult
 from captioner.errors import CaptionerError, WriteError
 from captioner.files import find_images
@@ -109,10 +111,14 @@ class ModelLoadWorker(Worker):
 
 
 class CaptionBackend(Protocol):
-    """What captions a batch: a Captioner (in a thread) or a CaptionService (child process)."""
+    """What captions a batch of files or a video's frames: a Captioner (in a thread) or a
+    CaptionService (child process)."""
 
     def caption_files(self, paths: Iterable[Path], options: CaptionOptions | None = None,
                       batch_size: int = 16) -> Iterator[tuple[Path, CaptionResult | CaptionerError]]: ...
+
+    def caption_images(self, images: list[Image.Image], options: CaptionOptions | None = None
+                       ) -> list[CaptionResult]: ...
 
 
 class CaptionWorker(Worker):

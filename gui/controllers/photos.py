@@ -19,7 +19,7 @@ from gui.controllers.captioning import CaptionController
 from gui.controllers.metadata import AltTextController
 from gui.controllers.saving import OverwritePolicy, SaveController
 from gui.models.image_list import ImageListModel
-from gui.models.items import ImageItem, Source
+from gui.models.items import ImageItem, ProblemKind, Source
 from gui.models.thumbnails import ThumbnailCache
 from gui.settings import AppSettings
 from gui.tasks import CaptionBackend, Scanned, ScanWorker
@@ -60,6 +60,7 @@ class PhotosController(QObject):
         self.captions.result_applied.connect(self.result_changed)
         self.saver.item_saved.connect(self.result_changed)
         self.alt_text.item_changed.connect(self._on_alt_text_changed)
+        self.thumbnails.failed.connect(self.flag_unreadable)
         self.captions.finished.connect(lambda stats, cancelled: self.message.emit(
             stats.summary(cancelled), 10_000))
 
@@ -76,6 +77,17 @@ class PhotosController(QObject):
         if self.settings.auto_save and previous is not None and previous.user_edit_pending:
             self.saver.save([previous], self._session_policy)
         self.current_changed.emit(item, previous)
+
+    def flag_unreadable(self, path: Path, reason: str) -> None:
+        """An image that cannot be read (found by the thumbnail or preview loader): flagged on
+        its tile and said once in the log; runs skip it."""
+        item = self.model.item_for(path)
+        if item is not None and item.problem is None:
+            item.set_problem(ProblemKind.UNREADABLE, reason)
+            self.log(f"{item.path}: {reason}", "error")
+            self.model.changed(item)
+            if item is self._current:
+                self.result_changed.emit(item)
 
     def selected(self) -> list[ImageItem]:
         """What a command on "the selection" acts on: the page's selection, which always holds

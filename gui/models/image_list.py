@@ -17,7 +17,7 @@ from PySide6.QtCore import (
 )
 
 from captioner.writers import sidecar_path
-from gui.models.items import ImageItem, ProblemKind, Source, Status
+from gui.models.items import ImageItem, Source, Status
 from gui.models.thumbnails import ThumbnailCache
 
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -42,7 +42,6 @@ class ImageListModel(QAbstractListModel):
         # caption file -> the first listed image that writes it (photo.jpg before photo.png)
         self._sidecar_owners: dict[Path, ImageItem] = {}
         thumbnails.ready.connect(self._on_thumbnail)
-        thumbnails.failed.connect(self._on_thumbnail_failed)
 
     # --- Qt model API ----------------------------------------------------------------------
     def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
@@ -172,12 +171,6 @@ class ImageListModel(QAbstractListModel):
         if row is not None:
             index = self.index(row)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
-
-    def _on_thumbnail_failed(self, path: Path, reason: str) -> None:
-        item = self.item_for(path)
-        if item is not None and item.problem is None:
-            item.set_problem(ProblemKind.UNREADABLE, reason)
-            self.changed(item)
 
 
 class Show(IntEnum):

@@ -31,9 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from captioner.captioner import Captioner
 from captioner.errors import CaptionerError
-from captioner.segments import Segment, VideoJob
+from captioner.segments import ImageCaptioner, Segment, VideoJob
 from captioner.subtitles import VideoDocument, write_segments
 from captioner.video import VIDEO_EXTENSIONS, SamplingOptions, VideoInfo, is_video_path
 from gui.video.model import CAPTION, THUMB, TIME, SegmentModel
@@ -50,11 +49,12 @@ RERUN_DELAY_MS = 700  # typing "15" into "every N s" re-runs once, not twice
 
 
 class VideoPanel(QWidget):
-    """Constructed by the main window as VideoPanel(parent, captioner_getter)."""
+    """Constructed by the main window as VideoPanel(parent, captioner_getter); the getter gives
+    the caption process when there is one (frames are captioned there, like photos), else the
+    in-process captioner."""
 
-    def __init__(
-        self, parent: QWidget | None = None, captioner_getter: Callable[[], Captioner | None] = lambda: None
-    ) -> None:
+    def __init__(self, parent: QWidget | None = None,
+                 captioner_getter: Callable[[], ImageCaptioner | None] = lambda: None) -> None:
         super().__init__(parent)
         self.captioner_getter = captioner_getter
         self.model = SegmentModel(self)
@@ -187,8 +187,7 @@ class VideoPanel(QWidget):
         if not self.confirm_discard(f"opening {Path(path).name}"):
             return False
         self._rerun.stop()
-        self.cancel()
-        self.wait()
+        self.cancel()  # not waited for (never block the GUI thread): its late signals are dropped
         self.model.clear()
         self.video, self.info, self.stopped = Path(path), None, None
         self.frame.setText("No segment selected")

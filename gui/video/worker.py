@@ -17,9 +17,8 @@ from PIL import Image
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QImage
 
-from captioner.captioner import Captioner
 from captioner.errors import CaptionerError
-from captioner.segments import VideoCaptioning, VideoJob
+from captioner.segments import ImageCaptioner, VideoCaptioning, VideoJob
 from captioner.video import frame_at
 from gui.workers import Worker
 
@@ -31,7 +30,7 @@ class _Cancelled(Exception):
 class VideoWorker(Worker):
     opened = Signal(object)  # VideoInfo, once the file is open
 
-    def __init__(self, captioner: Captioner, path: Path, job: VideoJob) -> None:
+    def __init__(self, captioner: ImageCaptioner, path: Path, job: VideoJob) -> None:
         super().__init__(f"caption {Path(path).name}")
         self.captioner, self.path, self.job = captioner, Path(path), job
         self.stopped: str | None = None  # why decoding ended early (truncated file), if it did
