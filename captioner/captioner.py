@@ -5,20 +5,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 
 from captioner.bundle import Bundle, load_bundle
+from captioner.confidence import caption_signals, feature_distance
 from captioner.errors import BundleError, CaptionerError
 from captioner.images import load_image, preprocess_batch
 from captioner.search import FUNCTION_WORDS, Hypothesis, SearchConfig, beam_search
 from captioner.session import choose_providers, make_session
+from captioner.tags import Tag, top_tags
 
 log = logging.getLogger(__name__)
-Encoded = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # features, keys, h0, c0
+
+
+class Encoded(NamedTuple):
+    """What the encoder graph gives per image, for the search."""
+
+    features: np.ndarray  # (B, N, E)
+    keys: np.ndarray  # (B, N, A)
+    h0: np.ndarray
+    c0: np.ndarray
+    tags: np.ndarray | None = None  # (B, T) tag word probabilities; None for tagless bundles
 
 
 @dataclass
@@ -28,6 +40,8 @@ class CaptionResult:
     score: float  # length-normalised log-probability of the best caption
     alternatives: list[tuple[str, float]]  # n-best (text, score), best first
     attention: np.ndarray  # (len(words), grid_h, grid_w): where the model looked per word
+    tags: list[Tag] = field(default_factory=list)  # what the ImageNet head sees, best first
+    confidence: float | None = None  # 0-1, how likely the caption is right (None: not calibrated)
 
 
 @dataclass(frozen=True)
@@ -103,11 +117,19 @@ class Captioner:
                               f"manifest says {manifest.input_spec.size}")
 
     def _step(self, token: np.ndarray, h: np.ndarray, c: np.ndarray,
-              feats: np.ndarray, keys: np.ndarray
+              feats: np.ndarray, keys: np.ndarray, tags: np.ndarray | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        out = self.decoder.run(None, {"token": token.astype(np.int64, copy=False), "h": h, "c": c,
-                                      "features": feats, "keys": keys})
+        feed = {"token": token.astype(np.int64, copy=False), "h": h, "c": c,
+                "features": feats, "keys": keys}
+        if tags is not None:
+            feed["tags"] = tags
+        out = self.decoder.run(None, feed)
         return out[0], out[1], out[2], out[3]
+
+    @property
+    def reads_tags(self) -> bool:
+        """Whether the decoder step takes the tag probabilities (copy + attribute input)."""
+        return any(i.name == "tags" for i in self.decoder.get_inputs())
 
     def search_config(self, options: CaptionOptions) -> SearchConfig:
         vocab = self.bundle.vocab
@@ -123,16 +145,19 @@ class Captioner:
         )
 
     def encode(self, batch: np.ndarray) -> Encoded:
-        """Preprocessed (N,3,S,S) batch -> features, attention keys, h0, c0."""
-        out = self.encoder.run(None, {"image": batch.astype(np.float32, copy=False)})
-        return out[0], out[1], out[2], out[3]
+        """Preprocessed (N,3,S,S) batch -> features, attention keys, h0, c0 (and tags)."""
+        names = [o.name for o in self.encoder.get_outputs()]
+        out = dict(zip(names, self.encoder.run(None, {"image": batch.astype(np.float32, copy=False)})))
+        return Encoded(out["features"], out["keys"], out["h0"], out["c0"], out.get("tags"))
 
     def decode(self, encoded: Encoded, options: CaptionOptions | None = None) -> list[CaptionResult]:
         """Beam search over encoder outputs: one result per image."""
         vocab = self.bundle.vocab
-        nbest = beam_search(self._step, *encoded, vocab.start_id, vocab.end_id,
-                            self.search_config(options or CaptionOptions()))
-        return [self._result(hyps) for hyps in nbest]
+        extra = (encoded.tags,) if encoded.tags is not None and self.reads_tags else ()
+        nbest = beam_search(self._step, encoded.features, encoded.keys, encoded.h0, encoded.c0,
+                            vocab.start_id, vocab.end_id,
+                            self.search_config(options or CaptionOptions()), extra)
+        return [self._result(hyps, encoded, i) for i, hyps in enumerate(nbest)]
 
     def caption_arrays(self, batch: np.ndarray, options: CaptionOptions | None = None
                        ) -> list[CaptionResult]:
@@ -141,15 +166,27 @@ class Captioner:
             return []
         return self.decode(self.encode(batch), options)
 
-    def _result(self, hyps: list[Hypothesis]) -> CaptionResult:
+    def _result(self, hyps: list[Hypothesis], encoded: Encoded, index: int) -> CaptionResult:
         vocab, (gh, gw) = self.bundle.vocab, self.bundle.manifest.grid
+        tag_words = self.bundle.tag_words
+        probs = encoded.tags[index] if encoded.tags is not None and tag_words else None
+        tags = top_tags(probs, tag_words) if probs is not None else []
         if not hyps:
-            return CaptionResult("", [], float("-inf"), [], np.zeros((0, gh, gw), np.float32))
+            return CaptionResult("", [], float("-inf"), [], np.zeros((0, gh, gw), np.float32), tags, 0.0)
         best = hyps[0]
         words = vocab.decode(best.tokens)
         alternatives = [(" ".join(vocab.decode(h.tokens)), h.score) for h in hyps]
         attention = best.alphas.reshape(len(best.tokens), gh, gw).astype(np.float32)
-        return CaptionResult(" ".join(words), words, best.score, alternatives, attention)
+        confidence = None
+        calibration = self.bundle.calibration
+        if calibration is not None:
+            distance = feature_distance(encoded.features[index].mean(axis=0),
+                                        calibration.feature_center, calibration.feature_scale)
+            runner_up = hyps[1].score if len(hyps) > 1 else None
+            confidence = calibration.confidence(
+                caption_signals(best.score, runner_up, words, probs, tag_words, distance))
+        return CaptionResult(" ".join(words), words, best.score, alternatives, attention, tags,
+                             confidence)
 
     def caption_images(self, images: list[Image.Image], options: CaptionOptions | None = None
                        ) -> list[CaptionResult]:

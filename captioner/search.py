@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-StepFn = Callable[
-    [np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-]
+# step(tokens, h, c, features, keys, *extra) -> log-probs, h, c, attention
+StepFn = Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 NEG_INF = -1e9
 
 
@@ -108,9 +106,12 @@ def blocked_mask_rows(seqs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]
 
 def beam_search(
     step: StepFn, feats: np.ndarray, keys: np.ndarray, h0: np.ndarray, c0: np.ndarray,
-    start_id: int, end_id: int, cfg: SearchConfig,
+    start_id: int, end_id: int, cfg: SearchConfig, extra: tuple[np.ndarray, ...] = (),
 ) -> list[list[Hypothesis]]:
     """Return, for each of the B images, up to n_best hypotheses, best first.
+
+    `extra` holds more per-image step inputs (B, ...), e.g. the tag probabilities a decoder
+    with a copy gate reads; each beam row gets its image's row.
 
     Only images still searching go through the step: once an image has its k finished
     hypotheses (or no live beam), its rows leave the batch, so the batch shrinks as it goes.
@@ -122,6 +123,7 @@ def beam_search(
     active = np.arange(b)  # original index of each image still searching
     rows = np.repeat(active, k)
     feats_k, keys_k, h, c = feats[rows], keys[rows], h0[rows], c0[rows]
+    extra_k = tuple(x[rows] for x in extra)
     n_positions = feats.shape[1]
     beam_scores = np.full((b, k), NEG_INF, dtype=np.float64)
     beam_scores[:, 0] = 0.0  # one live beam per image at the start: no duplicates
@@ -132,7 +134,7 @@ def beam_search(
     n_cand = 2 * k
 
     for t in range(cfg.max_length):
-        logp, h, c, alpha = step(tokens, h, c, feats_k, keys_k)
+        logp, h, c, alpha = step(tokens, h, c, feats_k, keys_k, *extra_k)
         logp = np.array(logp, dtype=np.float32)  # a copy to mask; scores add up in float64
         if banned.size:
             logp[:, banned] = NEG_INF
@@ -185,6 +187,7 @@ def beam_search(
             active = active[keep_img]
             rows = np.repeat(active, k)
             feats_k, keys_k = feats[rows], keys[rows]
+            extra_k = tuple(x[rows] for x in extra)
 
     results = []
     for i in range(b):

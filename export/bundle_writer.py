@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from captioner.bundle import Manifest, Variant, write_manifest
+from captioner.bundle import TAGS, Manifest, Variant, write_manifest, write_tag_words
 from captioner.images import load_image, preprocess_batch
 from captioner.vocab import Vocabulary
 from export.parity import check_parity
 from export.to_onnx import export_encoder, export_step
 from training.encoders import get_encoder
 from training.model import CaptionDecoder, DecoderConfig
+from training.tags import TagHead, build_tag_head, load_tag_table
 
 
 @dataclass
@@ -50,28 +51,45 @@ def parity_batch(paths: list[Path], size: int, spec: Any) -> np.ndarray:
     return rng.normal(size=(2, 3, size, size)).astype(np.float32)
 
 
+def tag_head_for(encoder_name: str, decoder: CaptionDecoder) -> TagHead | None:
+    """The ImageNet tag head the bundle's encoder graph carries (None: the encoder has none)."""
+    if get_encoder(encoder_name).classifier is None:
+        if decoder.cfg.tag_count:
+            raise ValueError(f"the decoder reads tags but {encoder_name} has no classifier head")
+        return None
+    table = load_tag_table()
+    if decoder.cfg.tag_count and decoder.cfg.tag_count != len(table.words):
+        raise ValueError("the decoder was trained with another tag table than training/tags/")
+    return build_tag_head(encoder_name, table)
+
+
 def write_bundle(decoder: CaptionDecoder, vocab: Vocabulary, encoder_name: str, max_length: int,
                  out: Path, cfg: ExportConfig) -> Path:
     """Export, check parity, and move the finished bundle to `out`. Returns `out`."""
     info = get_encoder(encoder_name)
     backbone = info.build()
     decoder = decoder.eval()
+    tag_head = tag_head_for(encoder_name, decoder)
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    export_encoder(backbone, decoder, info.input_spec.size, staging / "encoder.onnx")
+    export_encoder(backbone, decoder, info.input_spec.size, staging / "encoder.onnx", tag_head)
     export_step(decoder, staging / "decoder_step.onnx")
     vocab.save(staging / "vocab.json")
+    tag_file = None
+    if tag_head is not None:
+        tag_file = TAGS
+        write_tag_words(staging / TAGS, load_tag_table().words)
     variants = {"fp32": Variant("fp32", "encoder.onnx", "decoder_step.onnx")}
     manifest = Manifest(
         name=cfg.name, encoder_name=info.name, input_spec=info.input_spec, grid=info.grid,
         feature_dim=decoder.cfg.embed_dim, hidden_size=decoder.cfg.hidden_size,
         vocab_size=len(vocab), max_length=max_length, variants=variants,
-        training=cfg.training, scores=cfg.scores,
+        training=cfg.training, scores=cfg.scores, tags_file=tag_file,
     )
     write_manifest(staging, manifest)
     batch = parity_batch(cfg.parity_images, info.input_spec.size, info.input_spec)
-    report = check_parity(backbone, decoder, staging, batch)
+    report = check_parity(backbone, decoder, staging, batch, tag_head=tag_head)
     print(report.summary(), file=sys.stderr)
     if not report.ok:
         raise RuntimeError(f"export refused: {report.summary()}")

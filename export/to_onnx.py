@@ -1,7 +1,8 @@
 """torch -> ONNX: the encoder graph (image -> everything the first step needs) and one step.
 
 encoder.onnx:      image (B,3,S,S) -> features (B,N,E), keys (B,N,A), h0 (B,H), c0 (B,H)
-decoder_step.onnx: token (B,), h, c, features, keys -> log_probs (B,V), h, c, alpha (B,N)
+                   [, tags (B,T): tag word probabilities from the backbone's ImageNet head]
+decoder_step.onnx: token (B,), h, c, features, keys [, tags] -> log_probs (B,V), h, c, alpha (B,N)
 
 The attention keys are computed once per image inside the encoder graph, so each decoding
 step only adds the query. Every batch axis is dynamic so beams run as one batch.
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from training.model import CaptionDecoder
+from training.tags import TagHead
 
 OPSET = 17
 ENCODER_OUTPUTS = ["features", "keys", "h0", "c0"]
@@ -24,15 +26,20 @@ STEP_OUTPUTS = ["log_probs", "h_out", "c_out", "alpha"]
 
 
 class EncoderGraph(nn.Module):
-    def __init__(self, backbone: nn.Module, decoder: CaptionDecoder) -> None:
+    def __init__(self, backbone: nn.Module, decoder: CaptionDecoder, tag_head: TagHead | None = None
+                 ) -> None:
         super().__init__()
         self.backbone = backbone
         self.decoder = decoder
+        self.tag_head = tag_head
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         grid = self.backbone(image)
         grid = grid.flatten(2).transpose(1, 2)
-        return self.decoder.encode(grid)
+        if self.tag_head is None:
+            return self.decoder.encode(grid)
+        tags = self.tag_head(grid)
+        return (*self.decoder.encode(grid, tags if self.decoder.cfg.tag_count else None), tags)
 
 
 class StepGraph(nn.Module):
@@ -41,9 +48,9 @@ class StepGraph(nn.Module):
         self.decoder = decoder
 
     def forward(self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
-                feats: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits, h, c, alpha = self.decoder.step(token, h, c, feats, keys)
-        return torch.log_softmax(logits, dim=1), h, c, alpha
+                feats: torch.Tensor, keys: torch.Tensor, tags: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, ...]:
+        return self.decoder.step(token, h, c, feats, keys, tags)
 
 
 class BackboneGraph(nn.Module):
@@ -74,21 +81,27 @@ def export_backbone(backbone: nn.Module, image_size: int, path: Path) -> None:
             ["image"], ["grid"], {"image": {0: "batch"}, "grid": {0: "batch"}})
 
 
-def export_encoder(backbone: nn.Module, decoder: CaptionDecoder, image_size: int, path: Path) -> None:
-    dynamic = {name: {0: "batch"} for name in ["image", *ENCODER_OUTPUTS]}
-    _export(EncoderGraph(backbone, decoder), (torch.zeros(1, 3, image_size, image_size),), path,
-            ["image"], ENCODER_OUTPUTS, dynamic)
+def export_encoder(backbone: nn.Module, decoder: CaptionDecoder, image_size: int, path: Path,
+                   tag_head: TagHead | None = None) -> None:
+    outputs = ENCODER_OUTPUTS + (["tags"] if tag_head is not None else [])
+    dynamic = {name: {0: "batch"} for name in ["image", *outputs]}
+    _export(EncoderGraph(backbone, decoder, tag_head), (torch.zeros(1, 3, image_size, image_size),),
+            path, ["image"], outputs, dynamic)
 
 
 def export_step(decoder: CaptionDecoder, path: Path) -> None:
     cfg = decoder.cfg
     b, n = 2, cfg.grid_size
-    args = (
+    args: tuple[torch.Tensor, ...] = (
         torch.ones(b, dtype=torch.long),
         torch.zeros(b, cfg.hidden_size),
         torch.zeros(b, cfg.hidden_size),
         torch.zeros(b, n, cfg.embed_dim),
         torch.zeros(b, n, cfg.attention_dim),
     )
-    dynamic = {name: {0: "batch"} for name in STEP_INPUTS + STEP_OUTPUTS}
-    _export(StepGraph(decoder), args, path, STEP_INPUTS, STEP_OUTPUTS, dynamic)
+    inputs = STEP_INPUTS
+    if cfg.tag_count:
+        args = (*args, torch.full((b, cfg.tag_count), 1.0 / cfg.tag_count))
+        inputs = STEP_INPUTS + ["tags"]
+    dynamic = {name: {0: "batch"} for name in inputs + STEP_OUTPUTS}
+    _export(StepGraph(decoder), args, path, inputs, STEP_OUTPUTS, dynamic)

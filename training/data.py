@@ -96,6 +96,18 @@ def sidecar_splits(folder: Path) -> dict[str, CaptionSet]:
     return out
 
 
+def folder_split(folder: Path) -> CaptionSet:
+    """A captioned folder outside the official splits (e.g. coco_ood): images/ and captions.txt
+    in the Flickr8k token format, images in name order."""
+    by_image: dict[str, list[str]] = {}
+    for line in (folder / "captions.txt").read_text(encoding="utf-8").splitlines():
+        name, _, caption = line.partition("\t")
+        if caption:
+            by_image.setdefault(name.split("#")[0], []).append(caption)
+    names = sorted(by_image)
+    return CaptionSet([folder / "images" / n for n in names], [by_image[n] for n in names])
+
+
 def load_splits(kind: str, data: Path, annotations: Path | None = None) -> dict[str, CaptionSet]:
     if kind == "flickr8k":
         return flickr_splits(data)

@@ -22,7 +22,7 @@ from captioner.bundle import load_bundle, write_manifest
 from captioner.captioner import Captioner, CaptionOptions
 from captioner.errors import CaptionerError
 from captioner.images import load_image
-from training.data import CaptionSet, load_splits
+from training.data import CaptionSet, folder_split, load_splits
 from training.metrics import caption_health, coco_scores
 
 
@@ -36,9 +36,11 @@ def caption_split(captioner: Captioner, split: CaptionSet, beam: int,
 
 
 def evaluate_bundle(bundle_dir: Path, split: CaptionSet, beams: list[int], workdir: Path,
-                    sheet_beam: int = 3) -> dict[str, Any]:
+                    sheet_beam: int = 3, name: str = "test") -> dict[str, Any]:
+    """Scores at each beam size; the test split's become the manifest's `scores`, another
+    split's (e.g. coco_ood) go under `scores[name]`."""
     captioner = Captioner(bundle_dir, provider="cpu", variant="fp32")
-    scores: dict[str, Any] = {"split": "test", "images": len(split)}
+    scores: dict[str, Any] = {"split": name, "images": len(split)}
     for beam in beams:
         start = time.time()
         captions = caption_split(captioner, split, beam)
@@ -46,12 +48,17 @@ def evaluate_bundle(bundle_dir: Path, split: CaptionSet, beams: list[int], workd
         entry["seconds"] = round(time.time() - start, 1)
         scores[f"beam_{beam}"] = {k: round(v, 4) for k, v in entry.items()}
         print(f"beam {beam}: " + json.dumps(scores[f"beam_{beam}"]), flush=True)
-        (workdir / f"test_captions_beam{beam}.json").write_text(json.dumps(
+        (workdir / f"{name}_captions_beam{beam}.json").write_text(json.dumps(
             {p.name: c for p, c in zip(split.paths, captions)}, indent=1))
         if beam == sheet_beam:
-            contact_sheet(split, captions, workdir / "contact_sheet.png")
+            contact_sheet(split, captions, workdir / f"{name}_contact_sheet.png")
     bundle = load_bundle(bundle_dir)
-    bundle.manifest.scores = scores
+    if name == "test":
+        others = {k: v for k, v in bundle.manifest.scores.items()  # other splits' scores stay
+                  if isinstance(v, dict) and v.get("split", "test") != "test"}
+        bundle.manifest.scores = {**scores, **others}
+    else:
+        bundle.manifest.scores[name] = scores
     write_manifest(bundle_dir, bundle.manifest)
     return scores
 
@@ -106,6 +113,8 @@ def main() -> None:
     parser.add_argument("--annotations", type=Path)
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 3, 5])
     parser.add_argument("--workdir", type=Path, default=Path("runs/eval"))
+    parser.add_argument("--ood", type=Path, help="also score this captioned folder (images/ + "
+                        "captions.txt), e.g. ../shared/data/coco_ood")
     parser.add_argument("--choose-length-penalty", type=float, nargs="+", metavar="P",
                         help="first pick beam search's length penalty among these on val")
     args = parser.parse_args()
@@ -114,6 +123,8 @@ def main() -> None:
     if args.choose_length_penalty:
         choose_length_penalty(args.bundle, splits["val"], 3, args.choose_length_penalty)
     evaluate_bundle(args.bundle, splits["test"], args.beams, args.workdir)
+    if args.ood:
+        evaluate_bundle(args.bundle, folder_split(args.ood), args.beams, args.workdir, name=args.ood.name)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,15 @@ h/c start from the mean feature, the context vector is gated by the hidden state
 the loss adds the doubly stochastic attention regulariser. The output layer is the paper's
 "deep output" (embedding + hidden + context), tied to the word embedding.
 
+With `tag_count` > 0 the decoder also reads the image's tag word probabilities (the encoder's
+ImageNet head summed per everyday word, training/tags.py), in two ways (LSTM-C, Yao et al.
+2017): their embedding-weighted mean is an attribute input to h0/c0 and to every step, and a
+copy gate mixes the tag distribution into the output, so that a word the paired photos never
+showed ("giraffe", known from the text prior) can be written when the classifier sees it.
+
 The module is split the way the ONNX bundle is: `encode` (once per image: project the grid,
-precompute the attention keys, init h/c) and `step` (one word). Training runs the same `step`.
+precompute the attention keys, init h/c) and `step` (one word). Training runs the same `step`,
+which returns log-probabilities.
 """
 
 from __future__ import annotations
@@ -26,12 +33,15 @@ class DecoderConfig:
     hidden_size: int = 512
     attention_dim: int = 512
     dropout: float = 0.5
+    tag_count: int = 0  # tag words read as input (0: none)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class CaptionDecoder(nn.Module):
+    tag_ids: torch.Tensor  # (T,) vocabulary ids of the tag words (a buffer, with tag_count)
+
     def __init__(self, cfg: DecoderConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -50,49 +60,89 @@ class CaptionDecoder(nn.Module):
         self.out_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
         self.drop = nn.Dropout(cfg.dropout)
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)  # tied to the output: keep logits small
+        if cfg.tag_count:
+            self.register_buffer("tag_ids", torch.zeros(cfg.tag_count, dtype=torch.long))
+            self.attr_proj = nn.Linear(e, e)
+            self.lstm = nn.LSTMCell(3 * e, h)
+            self.copy_gate = nn.Linear(h + 2 * e + 1, 1)
+
+    def set_tag_words(self, ids: list[int]) -> None:
+        """Vocabulary ids of the tag words, in the order of the tag probabilities."""
+        self.tag_ids.copy_(torch.tensor(ids, dtype=torch.long))
+
+    def attribute(self, tags: torch.Tensor) -> torch.Tensor:
+        """Tag probabilities (B, T) -> attribute vector (B, E): their words' mean embedding."""
+        weights = tags / tags.sum(dim=1, keepdim=True).clamp_min(1e-6)
+        vec = weights @ self.embed.weight[self.tag_ids]
+        return torch.tanh(self.attr_proj(vec)) * tags.sum(dim=1, keepdim=True).clamp(max=1.0)
 
     # --- once per image -------------------------------------------------------------------
-    def encode(self, grid: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def encode(self, grid: torch.Tensor, tags: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         """Backbone grid (B, N, D) -> features (B, N, E), attention keys (B, N, A), h0, c0."""
         feats = self.drop(F.relu(self.feat_proj(grid)))
         keys = self.att_keys(feats)
         mean = feats.mean(dim=1)
+        if tags is not None:
+            mean = mean + self.attribute(tags)
         return feats, keys, torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean))
 
     # --- once per word --------------------------------------------------------------------
     def step(
         self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
-        feats: torch.Tensor, keys: torch.Tensor,
+        feats: torch.Tensor, keys: torch.Tensor, tags: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One word: previous token and state -> logits (B, V), h, c, attention (B, N)."""
+        """One word: previous token and state -> log-probs (B, V), h, c, attention (B, N)."""
         emb = self.embed(token)
         scores = self.att_score(torch.tanh(keys + self.att_query(h).unsqueeze(1))).squeeze(-1)
         alpha = torch.softmax(scores, dim=1)
         context = torch.bmm(alpha.unsqueeze(1), feats).squeeze(1)
         context = torch.sigmoid(self.gate(h)) * context
-        h, c = self.lstm(torch.cat([emb, context], dim=1), (h, c))
+        if tags is None:
+            h, c = self.lstm(torch.cat([emb, context], dim=1), (h, c))
+        else:
+            attr = self.attribute(tags)
+            h, c = self.lstm(torch.cat([emb, context, attr], dim=1), (h, c))
         deep = emb + self.out_hidden(self.drop(h)) + self.out_context(context)
         logits = F.linear(self.drop(deep), self.embed.weight, self.out_bias)
-        return logits, h, c, alpha
+        logp = torch.log_softmax(logits.float(), dim=1)
+        if tags is not None:
+            logp = self._copy(logp, h, context, emb, tags)
+        return logp, h, c, alpha
+
+    def _copy(self, logp: torch.Tensor, h: torch.Tensor, context: torch.Tensor, emb: torch.Tensor,
+              tags: torch.Tensor) -> torch.Tensor:
+        """Mix the tag words' distribution into the output: p = (1-g) p_vocab + g p_tags."""
+        total = tags.sum(dim=1, keepdim=True)
+        gate_in = torch.cat([h, context, emb, total.to(h.dtype)], dim=1)
+        # the gate is kept inside [1e-6, 1 - 1e-6]: onnxruntime's sigmoid flattens its far tails,
+        # and the two runtimes must agree on what the log of the mixture is
+        g = (torch.sigmoid(self.copy_gate(gate_in).float()) * (total > 1e-4)).clamp(1e-6, 1 - 1e-6)
+        dist = torch.zeros_like(logp).index_copy(1, self.tag_ids, tags.float() / total.clamp_min(1e-6))
+        a = torch.log1p(-g) + logp
+        b = torch.log(g) + torch.log(dist.clamp_min(1e-12))
+        top = torch.maximum(a, b)  # log(exp(a) + exp(b)), written out: ONNX has no logaddexp
+        return top + torch.log(torch.exp(a - top) + torch.exp(b - top))
 
     # --- teacher forcing ------------------------------------------------------------------
     def forward(
-        self, grid: torch.Tensor, captions: torch.Tensor, lengths: torch.Tensor
+        self, grid: torch.Tensor, captions: torch.Tensor, lengths: torch.Tensor,
+        tags: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Teacher-forced pass over a batch sorted by length (longest first).
 
         captions: (B, T) token ids starting with <start>; lengths: tokens incl. <start>/<end>.
-        Only rows still active are decoded at each step. Returns the logits of every target
+        Only rows still active are decoded at each step. Returns the log-probs of every target
         token packed time-major (matching `packed_targets`), and the per-row attention sums.
         """
         steps = lengths - 1
-        feats, keys, h, c = self.encode(grid)
+        feats, keys, h, c = self.encode(grid, tags)
         alpha_sum = grid.new_zeros(grid.shape[0], grid.shape[1])
         outputs = []
         for t in range(int(steps[0])):
             active = int((steps > t).sum())
             logits, h_new, c_new, alpha = self.step(
-                captions[:active, t], h[:active], c[:active], feats[:active], keys[:active]
+                captions[:active, t], h[:active], c[:active], feats[:active], keys[:active],
+                None if tags is None else tags[:active],
             )
             h = torch.cat([h_new, h[active:]]) if active < h.shape[0] else h_new
             c = torch.cat([c_new, c[active:]]) if active < c.shape[0] else c_new
@@ -115,14 +165,15 @@ def attention_regulariser(alpha_sum: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def greedy_decode(
-    model: CaptionDecoder, grid: torch.Tensor, start_id: int, max_length: int
+    model: CaptionDecoder, grid: torch.Tensor, start_id: int, max_length: int,
+    tags: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Batch greedy decoding in torch (fast validation); returns (B, max_length) token ids."""
-    feats, keys, h, c = model.encode(grid)
+    feats, keys, h, c = model.encode(grid, tags)
     token = torch.full((grid.shape[0],), start_id, dtype=torch.long)
     out = []
     for _ in range(max_length):
-        logits, h, c, _ = model.step(token, h, c, feats, keys)
+        logits, h, c, _ = model.step(token, h, c, feats, keys, tags)
         token = logits.argmax(dim=1)
         out.append(token)
     return torch.stack(out, dim=1)
@@ -130,15 +181,16 @@ def greedy_decode(
 
 def sample_decode(
     model: CaptionDecoder, grid: torch.Tensor, start_id: int, end_id: int, max_length: int,
-    n: int, banned: list[int] | None = None,
+    n: int, banned: list[int] | None = None, tags: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Draw n captions per image (for SCST).
 
     Returns tokens (B*n, L), each row's summed log-probability, and its token count (words
     plus <end>), so the loss can be normalised per token rather than per caption.
     """
-    feats, keys, h, c = model.encode(grid)
+    feats, keys, h, c = model.encode(grid, tags)
     feats, keys, h, c = (x.repeat_interleave(n, dim=0) for x in (feats, keys, h, c))
+    tags = None if tags is None else tags.repeat_interleave(n, dim=0)
     rows = feats.shape[0]
     token = torch.full((rows,), start_id, dtype=torch.long)
     done = torch.zeros(rows, dtype=torch.bool)
@@ -146,7 +198,7 @@ def sample_decode(
     counts = torch.zeros(rows)
     tokens = []
     for _ in range(max_length):
-        logits, h, c, _ = model.step(token, h, c, feats, keys)
+        logits, h, c, _ = model.step(token, h, c, feats, keys, tags)
         logits = logits.float()
         if banned:  # the policy never emits these: renormalise over the rest
             logits = logits.index_fill(1, torch.tensor(banned), -1e9)

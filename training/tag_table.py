@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from captioner.vocab import tokenize
 
@@ -76,7 +77,7 @@ def caption_counts(text_dir: Path, flickr: Path) -> Counter[str]:
     return counts
 
 
-def class_synsets(names: list[str]) -> list[object]:
+def class_synsets(names: list[str]) -> list[Any]:
     """Match each class name to a noun synset, keeping WordNet offsets increasing."""
     from nltk.corpus import wordnet as wn
 
@@ -96,19 +97,19 @@ def class_synsets(names: list[str]) -> list[object]:
     return chosen
 
 
-def word_for(synset: object, counts: Counter[str]) -> str:
+def word_for(synset: Any, counts: Counter[str]) -> str:
     """Closest lemma (the class itself, then its hypernyms) that captions use."""
     frontier, seen = [synset], set()
     for _ in range(MAX_HOPS + 1):
         for s in frontier:
-            for lemma in s.lemma_names():  # type: ignore[attr-defined]
+            for lemma in s.lemma_names():
                 word = lemma.lower()
                 if "_" in word or word in TOO_GENERAL:
                     continue
                 if counts[word] >= MIN_COUNT:
                     return word
         seen.update(frontier)
-        frontier = [h for s in frontier for h in s.hypernyms() if h not in seen]  # type: ignore[attr-defined]
+        frontier = [h for s in frontier for h in s.hypernyms() if h not in seen]
     return ""
 
 

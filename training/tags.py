@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -46,6 +47,8 @@ def load_tag_table(path: Path = TABLE) -> TagTable:
 class TagHead(nn.Module):
     """Backbone grid (B, N, D) -> tag word probabilities (B, T): pool, ImageNet fc, softmax, sum."""
 
+    to_words: torch.Tensor  # (1000, T) buffer
+
     def __init__(self, fc: nn.Linear, table: TagTable) -> None:
         super().__init__()
         self.fc = nn.Linear(fc.in_features, fc.out_features)
@@ -67,8 +70,8 @@ def build_tag_head(encoder_name: str, table: TagTable | None = None) -> TagHead:
     if info.classifier is None:
         raise ValueError(f"encoder {encoder_name} has no ImageNet classifier head for tags")
     net = info.classifier()
-    fc = net._fc if hasattr(net, "_fc") else net.classifier[-1]  # EfficientNet-Lite / MobileNetV2
-    return TagHead(fc, table or load_tag_table()).eval()
+    fc = net._fc if hasattr(net, "_fc") else cast(nn.Sequential, net.classifier)[-1]  # Lite / MobileNet
+    return TagHead(cast(nn.Linear, fc), table or load_tag_table()).eval()
 
 
 @torch.no_grad()

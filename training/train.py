@@ -30,8 +30,8 @@ from tqdm import tqdm
 
 from captioner.vocab import Vocabulary, tokenize
 from training.cider import CiderD
-from training.data import CaptionSet, TokenBatches, download_flickr8k, load_splits
-from training.encoders import available_encoders, get_encoder
+from training.data import CaptionSet, TokenBatches, download_flickr8k, folder_split, load_splits
+from training.encoders import EncoderInfo, available_encoders, get_encoder
 from training.features import cached_features
 from training.model import (
     CaptionDecoder,
@@ -41,6 +41,9 @@ from training.model import (
     packed_targets,
     sample_decode,
 )
+from training.pseudo import retrieve, unlabeled_photos
+from training.tags import TagHead, build_tag_head, load_tag_table, tag_probs
+from training.text_prior import LanguageBatches, caption_vocabulary, read_captions, text_files
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -50,6 +53,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotations", type=Path, help="COCO caption JSON (with --dataset coco)")
     p.add_argument("--download", action="store_true", help="fetch Flickr8k into --data (online)")
     p.add_argument("--encoder", default="efficientnet_lite0", choices=available_encoders())
+    p.add_argument("--tags", action=argparse.BooleanOptionalAction, default=True,
+                   help="feed the encoder's ImageNet tags to the decoder (copy + attribute)")
+    p.add_argument("--text", type=Path, help="folder of caption-only .txt files: vocabulary and "
+                   "language-model batches mixed into training")
+    p.add_argument("--lm-weight", type=float, default=0.5, help="weight of the caption-only loss")
+    p.add_argument("--pseudo-images", type=Path, help="unlabeled photos given pseudo-captions "
+                   "retrieved from --text by their tags")
+    p.add_argument("--ood", type=Path, help="extra dev set (images/ + captions.txt) scored every "
+                   "epoch; the checkpoint kept is best on the mean of both dev CIDEr-Ds")
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     p.add_argument("--workdir", type=Path, help="checkpoints and logs (default runs/<out name>)")
     p.add_argument("--cache-dir", type=Path, default=Path("cache/features"))
@@ -93,6 +105,9 @@ class Context:
     val_feats: torch.Tensor
     val_refs: list[list[list[str]]]
     train_refs: list[list[list[str]]]
+    tags: TagData | None = None
+    lm: LanguageBatches | None = None
+    ood: DevSet | None = None
     rank: int = 0
     world: int = 1
     autocast: bool = False
@@ -104,12 +119,30 @@ class Context:
 
 
 @dataclass
+class TagData:
+    """Tag words and the tag probabilities of every cached view (views, N, T)."""
+
+    words: tuple[str, ...]
+    train: torch.Tensor
+    val: torch.Tensor
+
+
+@dataclass
+class DevSet:
+    """An extra scored split (features of one view, tags, tokenised references)."""
+
+    feats: torch.Tensor
+    tags: torch.Tensor | None
+    refs: list[list[list[str]]]
+
+
+@dataclass
 class RunState:
     """Where training stands; saved in every checkpoint so that --resume continues from it."""
 
     epoch: int = 0  # epochs completed (cross-entropy and SCST counted together)
     stage: str = "xe"  # "xe" (teacher forcing), then "scst"
-    best_cider: float = -1.0  # best validation CIDEr-D so far
+    best_cider: float = -1.0  # best validation CIDEr-D so far (mean of both dev sets with --ood)
     bad_epochs: int = 0  # epochs since it last improved
 
 
@@ -137,10 +170,13 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ba
         images, tokens, lengths = batches.collate(rows)
         view = torch.from_numpy(rng.integers(ctx.train_feats.shape[0], size=len(images)))
         grid = ctx.train_feats[view, images].float()
+        tags = ctx.tags.train[view, images] if ctx.tags else None
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=ctx.autocast):
-            logits, alpha_sum, _ = model(grid, tokens, lengths)
-        loss = F.cross_entropy(logits.float(), packed_targets(tokens, lengths))
+            logp, alpha_sum, _ = model(grid, tokens, lengths, tags)
+        loss = F.nll_loss(logp.float(), packed_targets(tokens, lengths))
         loss = loss + args.alpha_c * attention_regulariser(alpha_sum)
+        if ctx.lm is not None:
+            loss = loss + args.lm_weight * language_loss(model, ctx, grid, rng)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
@@ -151,6 +187,17 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ba
     elapsed = time.time() - start
     return {"train_loss": loss_sum / max(seen, 1), "captions_per_s": seen * ctx.world / elapsed,
             "seconds": elapsed}
+
+
+def language_loss(model: torch.nn.Module, ctx: Context, grid: torch.Tensor,
+                  rng: np.random.Generator) -> torch.Tensor:
+    """Cross-entropy of a batch of caption-only rows, read over a blank image."""
+    assert ctx.lm is not None
+    tokens, lengths, tags = ctx.lm.draw(ctx.args.batch_size // 2, rng)
+    blank = grid.new_zeros(len(tokens), 1, grid.shape[2])  # one blank cell: attention is free
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=ctx.autocast):
+        logp, _, _ = model(blank, tokens, lengths, tags if ctx.tags else None)
+    return F.nll_loss(logp.float(), packed_targets(tokens, lengths))
 
 
 def scst_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: Context,
@@ -180,9 +227,10 @@ def scst_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx
     for images in bar:
         view = torch.from_numpy(rng.integers(ctx.train_feats.shape[0], size=len(images)))
         grid = ctx.train_feats[view, torch.from_numpy(images)].float()
+        tags = ctx.tags.train[view, torch.from_numpy(images)] if ctx.tags else None
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=ctx.autocast):
             tokens, logprob, counts = sample_decode(decoder, grid, vocab.start_id, vocab.end_id,
-                                                    args.max_length, n, banned)
+                                                    args.max_length, n, banned, tags)
         rewards = np.array([cider.score(vocab.decode(t), ctx.train_refs[images[i // n]])
                             for i, t in enumerate(tokens.tolist())]).reshape(-1, n)
         baseline = (rewards.sum(axis=1, keepdims=True) - rewards) / (n - 1)
@@ -210,14 +258,26 @@ def evaluate(model: torch.nn.Module, ctx: Context, cider: CiderD) -> dict[str, f
     """Greedy captions of the validation images, scored with CIDEr-D."""
     decoder = bare(model)
     decoder.eval()
-    vocab, words = ctx.vocab, []
-    for start in range(0, ctx.val_feats.shape[1], 250):
-        grid = ctx.val_feats[0, start:start + 250].float()
-        tokens = greedy_decode(decoder, grid, vocab.start_id, ctx.args.max_length)
-        words += [vocab.decode(t) for t in tokens.tolist()]
+    words = greedy_captions(decoder, ctx, ctx.val_feats[0], ctx.tags.val[0] if ctx.tags else None)
     texts = [" ".join(w) for w in words]
-    return {"val_cider": cider.corpus_score(words, ctx.val_refs),
-            "val_distinct": len(set(texts)) / max(len(texts), 1)}
+    out = {"val_cider": cider.corpus_score(words, ctx.val_refs),
+           "val_distinct": len(set(texts)) / max(len(texts), 1)}
+    if ctx.ood is not None:
+        ood_words = greedy_captions(decoder, ctx, ctx.ood.feats, ctx.ood.tags)
+        out["ood_cider"] = CiderD(ctx.ood.refs).corpus_score(ood_words, ctx.ood.refs)
+    out["select"] = (out["val_cider"] + out["ood_cider"]) / 2 if ctx.ood else out["val_cider"]
+    return out
+
+
+def greedy_captions(decoder: CaptionDecoder, ctx: Context, feats: torch.Tensor,
+                    tags: torch.Tensor | None) -> list[list[str]]:
+    words = []
+    for start in range(0, feats.shape[0], 250):
+        grid = feats[start:start + 250].float()
+        part = None if tags is None else tags[start:start + 250]
+        tokens = greedy_decode(decoder, grid, ctx.vocab.start_id, ctx.args.max_length, part)
+        words += [ctx.vocab.decode(t) for t in tokens.tolist()]
+    return words
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -227,6 +287,7 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
         "model": decoder.state_dict(), "optimizer": optimizer.state_dict(),
         "decoder_config": decoder.cfg.to_dict(), "vocab": ctx.vocab.words,
         "encoder": ctx.args.encoder, "max_length": ctx.args.max_length,
+        "tag_words": list(ctx.tags.words) if ctx.tags else [],
         "history": ctx.history, "training": training_info(ctx), **asdict(state),
     }
     tmp = path.with_suffix(".tmp")
@@ -294,8 +355,11 @@ def build_context(args: argparse.Namespace, rank: int, world: int) -> Context:
     if args.download and not args.data.exists():
         download_flickr8k(args.data)
     splits = load_splits(args.dataset, args.data, args.annotations)
-    vocab = Vocabulary.build((c for caps in splits["train"].captions for c in caps), args.min_count)
     info = get_encoder(args.encoder)
+    table = load_tag_table() if args.tags else None
+    text = [c for f in text_files(args.text) for c in read_captions(f)] if args.text else []
+    train_caps = [c for caps in splits["train"].captions for c in caps]
+    vocab = caption_vocabulary(train_caps, text, args.min_count, table.words if table else ())
     progress = not args.no_progress and rank == 0
     val = splits["val"]
     if args.val_images:
@@ -303,18 +367,51 @@ def build_context(args: argparse.Namespace, rank: int, world: int) -> Context:
         splits["val"] = val
     if rank != 0:  # rank 0 fills the feature cache first; the others then read it
         dist.barrier()
-    train_feats = cached_features(info, splits["train"].paths, args.cache_dir, args.views, progress)
-    val_feats = cached_features(info, val.paths, args.cache_dir, 1, progress)
+    train_feats = torch.from_numpy(np.array(
+        cached_features(info, splits["train"].paths, args.cache_dir, args.views, progress)))
+    val_feats = torch.from_numpy(np.array(cached_features(info, val.paths, args.cache_dir, 1, progress)))
+    head = build_tag_head(args.encoder, table) if table else None
+    if head is not None and args.pseudo_images:
+        pseudo, pseudo_feats = pseudo_captioned(args, info, head, text, progress)
+        splits["train"] = CaptionSet(splits["train"].paths + pseudo.paths,
+                                     splits["train"].captions + pseudo.captions)
+        train_feats = torch.cat([train_feats, pseudo_feats], dim=1)
+    ood = dev_set(args.ood, info, head, args.cache_dir, progress) if args.ood else None
     if rank == 0 and world > 1:
         dist.barrier()
+    tags = (TagData(table.words, tag_probs(head, train_feats), tag_probs(head, val_feats))
+            if head is not None and table is not None else None)
+    lm = (LanguageBatches(text, vocab, args.max_length, table.words if table else ())
+          if text and args.lm_weight > 0 else None)
     return Context(
-        args=args, splits=splits, vocab=vocab,
-        train_feats=torch.from_numpy(np.array(train_feats)),
-        val_feats=torch.from_numpy(np.array(val_feats)),
+        args=args, splits=splits, vocab=vocab, train_feats=train_feats, val_feats=val_feats,
         val_refs=[[tokenize(c) for c in caps] for caps in val.captions],
         train_refs=[[tokenize(c) for c in caps] for caps in splits["train"].captions],
-        rank=rank, world=world, autocast=use_bf16(args.bf16),
+        tags=tags, lm=lm, ood=ood, rank=rank, world=world, autocast=use_bf16(args.bf16),
     )
+
+
+def pseudo_captioned(args: argparse.Namespace, info: EncoderInfo, head: TagHead, text: list[str],
+                     progress: bool) -> tuple[CaptionSet, torch.Tensor]:
+    """Unlabeled photos with captions retrieved by their tags (those without a sure tag dropped)."""
+    photos = unlabeled_photos(args.pseudo_images)
+    feats = torch.from_numpy(np.array(cached_features(info, photos, args.cache_dir, args.views, progress)))
+    pool = [c for f in text_files(args.text) if "coco" in f.name for c in read_captions(f)] or text
+    retrieved = retrieve(tag_probs(head, feats[:1])[0].numpy(), pool, load_tag_table().words)
+    keep = [i for i, caps in enumerate(retrieved) if caps]
+    if progress:
+        print(f"pseudo-captions: {len(keep)} of {len(photos)} unlabeled photos have a sure tag")
+    return (CaptionSet([photos[i] for i in keep], [retrieved[i] for i in keep]),
+            feats[:, torch.tensor(keep, dtype=torch.long)])
+
+
+def dev_set(folder: Path, info: EncoderInfo, head: TagHead | None, cache_dir: Path,
+            progress: bool) -> DevSet:
+    """A folder with images/ and captions.txt (token format), scored at every epoch."""
+    split = folder_split(folder)
+    feats = torch.from_numpy(np.array(cached_features(info, split.paths, cache_dir, 1, progress)))
+    return DevSet(feats[0], tag_probs(head, feats)[0] if head is not None else None,
+                  [[tokenize(c) for c in caps] for caps in split.captions])
 
 
 def main(args: argparse.Namespace) -> Path | None:
@@ -326,7 +423,10 @@ def main(args: argparse.Namespace) -> Path | None:
     info = get_encoder(args.encoder)
     cfg = DecoderConfig(len(ctx.vocab), info.feature_dim, info.grid[0] * info.grid[1],
                         args.embed_dim, args.hidden_size, args.attention_dim, args.dropout)
+    cfg.tag_count = len(ctx.tags.words) if ctx.tags else 0
     decoder = CaptionDecoder(cfg)
+    if ctx.tags:
+        decoder.set_tag_words([ctx.vocab.index[w] for w in ctx.tags.words])
     model: torch.nn.Module = decoder
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(decoder)
@@ -376,8 +476,8 @@ def end_of_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: 
     stats |= evaluate(model, ctx, val_cider)
     stats |= {"epoch": epoch, "stage": state.stage, "replica_spread": replica_spread(model, ctx.world),
               "lr": optimizer.param_groups[0]["lr"]}
-    improved = stats["val_cider"] > state.best_cider
-    state.epoch, state.best_cider = epoch, max(state.best_cider, stats["val_cider"])
+    improved = stats["select"] > state.best_cider
+    state.epoch, state.best_cider = epoch, max(state.best_cider, stats["select"])
     state.bad_epochs = 0 if improved else state.bad_epochs + 1
     if ctx.is_main:
         log_epoch(workdir, ctx, stats)
