@@ -25,7 +25,15 @@ IMAGE_EXTENSIONS = frozenset(
 )
 # What Pillow may open, whatever a file is named: the photo formats, and not the plugins that
 # are rarely needed and often fragile (EPS would even start Ghostscript).
-IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "WEBP", "BMP", "DIB", "PPM", "AVIF")
+IMAGE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "GIF", "TIFF", "WEBP", "BMP", "DIB", "PPM", "AVIF")
+try:  # HEIC/HEIF photos with the `heic` extra (pillow-heif); without it they are not read
+    from pillow_heif import register_heif_opener
+except ImportError:
+    pass
+else:
+    register_heif_opener()
+    IMAGE_EXTENSIONS |= {".heic", ".heif"}
+    IMAGE_FORMATS += ("HEIF",)
 MAX_PIXELS = 100_000_000  # more decoded pixels than this are refused as probable bombs
 # ...and more decoded bytes (pixels x the mode's bytes per pixel) than 100 megapixels of 8-bit
 # RGB: RGBA, CMYK, 16- and 32-bit images cost more per pixel, and a tiny PNG can ask for GBs.

@@ -77,3 +77,19 @@ def test_shipped_bundle_captions_a_real_photo(no_env: None, flickr_dir: Path) ->
         captioner = Captioner(default_model.default_bundle(), provider="cpu", variant=variant)
         [(_, result)] = list(captioner.caption_files([photo], CaptionOptions(beam_size=3)))
         assert {"girl", "child", "kid"} & set(result.words), (variant, result.text)
+
+
+def test_heic_is_read_with_the_heic_extra(tmp_path: Path) -> None:
+    """With pillow-heif (the `heic` extra) a .heic photo is an image in folders and opens."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from PIL import Image
+
+    from captioner.images import IMAGE_EXTENSIONS, is_image_path, load_image
+
+    photo = tmp_path / "phone.heic"
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(photo, format="HEIF", quality=90)
+    assert {".heic", ".heif"} <= IMAGE_EXTENSIONS and is_image_path(photo)
+    img = load_image(photo)
+    assert img.mode == "RGB" and img.size == (64, 48), pillow_heif.__version__
+    red, green, _ = img.getpixel((32, 24))
+    assert red > 150 and green < 80
