@@ -24,6 +24,7 @@ from typing import ClassVar
 
 from captioner.errors import WriteError
 from captioner.sniff import Replaceable, replace_refusal
+from captioner.tags import Tag
 
 
 class Outcome(Enum):
@@ -43,13 +44,18 @@ class CaptionRecord:
     caption: str
     score: float | None = None
     alternatives: Sequence[tuple[str, float]] = ()
+    confidence: float | None = None  # 0-1 (captioner/confidence.py); None: not calibrated
+    tags: Sequence[Tag] = ()  # best first
 
-    FIELDS: ClassVar[tuple[str, ...]] = ("file", "caption", "score")
+    FIELDS: ClassVar[tuple[str, ...]] = ("file", "caption", "score", "confidence", "tags")
 
     def fields(self) -> dict[str, object]:
         """The flat fields, in FIELDS order (lists are joined by the CSV writer)."""
         score = None if self.score is None else round(self.score, 4)
-        return dict(zip(self.FIELDS, (str(self.path), self.caption, score), strict=True))
+        confidence = None if self.confidence is None else round(self.confidence, 4)
+        tags = tuple(t.word for t in self.tags)
+        return dict(zip(self.FIELDS, (str(self.path), self.caption, score, confidence, tags),
+                        strict=True))
 
 
 def _read_umask() -> int:
@@ -223,6 +229,7 @@ def to_json(records: Iterable[CaptionRecord]) -> str:
     items = []
     for r in records:
         item = {name: value for name, value in r.fields().items() if value is not None}
+        item["tags"] = [t.to_json() for t in r.tags]  # JSON keeps each tag's probability
         if r.alternatives:
             item["alternatives"] = [{"caption": t, "score": round(s, 4)} for t, s in r.alternatives]
         items.append(item)

@@ -135,7 +135,21 @@ def test_one_place_says_what_a_record_holds() -> None:
     record = CaptionRecord(Path("a.jpg"), "a dog", None)
     assert list(record.fields()) == list(CaptionRecord.FIELDS)
     assert to_csv([record]).splitlines()[0] == ",".join(CaptionRecord.FIELDS)
-    assert json.loads(to_json([record])) == [{"file": "a.jpg", "caption": "a dog"}]
+    assert json.loads(to_json([record])) == [{"file": "a.jpg", "caption": "a dog", "tags": []}]
+
+
+def test_records_carry_tags_and_confidence_in_json_and_csv(tmp_path: Path) -> None:
+    from captioner.tags import Tag
+
+    record = CaptionRecord(Path("a.jpg"), "a dog on a bed", -0.31, (), 0.8123456,
+                           (Tag("dog", 0.91234), Tag("bed", 0.25)))
+    (item,) = json.loads(to_json([record]))
+    assert item["confidence"] == 0.8123 and item["tags"] == [{"tag": "dog", "p": 0.9123},
+                                                             {"tag": "bed", "p": 0.25}]
+    write_csv(tmp_path / "out.csv", [record])
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["tags"] == "dog; bed" and row["confidence"] == "0.8123"
 
 
 def test_a_long_name_in_a_script_of_wide_characters_gets_its_caption(tmp_path: Path) -> None:

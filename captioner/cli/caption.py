@@ -106,7 +106,8 @@ class Batch:
         if self.args.alternatives:
             for text, score in result.alternatives:
                 emit("", f"{score:8.3f}  {text}")
-        self.records.append(CaptionRecord(path, result.text, result.score, result.alternatives))
+        self.records.append(CaptionRecord(path, result.text, result.score, result.alternatives,
+                                          result.confidence, result.tags))
         if self.args.sidecar:
             self.sidecar(path, result.text)
         if self.args.write_metadata:
