@@ -386,16 +386,19 @@ def test_video_tab_is_mounted_when_the_video_panel_exists(window: MainWindow) ->
 
 def test_pyside_refcount_workaround_survives_many_calls() -> None:
     """PySide6 6.12 on Python 3.11 loses a reference to None per void call; without the fix in
-    gui/qtfix.py this many calls abort the interpreter (a long session would crash)."""
+    gui/qtfix.py this many calls abort the interpreter (a long session would crash). pyproject
+    excludes 6.12.0, so a fresh install has a PySide6 that keeps its references: either holds."""
+    import sys
+
     from PySide6.QtCore import QObject
 
     from gui.qtfix import protected
 
-    assert protected()
+    before = sys.getrefcount(None)
     probe = QObject()
     for _ in range(200_000):
         probe.setObjectName("x")
-    assert protected()
+    assert protected() or sys.getrefcount(None) >= before - 1_000
 
 
 # --- the caption process ---------------------------------------------------------------------------------
