@@ -225,14 +225,17 @@ def write_sidecar(image: Path, caption: str, overwrite: bool = False) -> Outcome
     return Outcome.WRITTEN if written else Outcome.SKIPPED_EXISTS
 
 
+def json_item(r: CaptionRecord) -> dict[str, object]:
+    """One record as --json writes it in its list and --jsonl on its own line."""
+    item = {name: value for name, value in r.fields().items() if value is not None}
+    item["tags"] = [t.to_json() for t in r.tags]  # JSON keeps each tag's probability
+    if r.alternatives:
+        item["alternatives"] = [{"caption": t, "score": round(s, 4)} for t, s in r.alternatives]
+    return item
+
+
 def to_json(records: Iterable[CaptionRecord]) -> str:
-    items = []
-    for r in records:
-        item = {name: value for name, value in r.fields().items() if value is not None}
-        item["tags"] = [t.to_json() for t in r.tags]  # JSON keeps each tag's probability
-        if r.alternatives:
-            item["alternatives"] = [{"caption": t, "score": round(s, 4)} for t, s in r.alternatives]
-        items.append(item)
+    items = [json_item(r) for r in records]
     return escape_surrogates(json.dumps(items, indent=2, ensure_ascii=False)) + "\n"
 
 
