@@ -8,7 +8,8 @@ site-packages, where `captioner.default_model` finds it. Everything else is in p
 from setuptools import find_packages, setup
 
 setup(
-    packages=[*find_packages(include=["captioner*", "gui*", "training*", "export*"]), "captioner_models"],
+    packages=[*find_packages(include=["captioner*", "gui*", "training*", "export*"]),
+              "captioner_models", "captioner_models.default"],
     package_dir={"captioner_models": "models"},
-    package_data={"captioner_models": ["default/*"]},
+    package_data={"captioner_models.default": ["*"]},  # every file of models/default
 )
