@@ -16,6 +16,9 @@ The write is lossless and safe:
 
 Alt text longer than `ALT_TEXT_LIMIT` characters is still written, but `alt_text_warning` (and
 the ``warnings`` list of `write_alt_text`) say so: many tools cut it there.
+
+`write_metadata` also adds keywords (XMP ``dc:subject``, IPTC ``Keywords``; see
+`captioner.keywords`) in the same locked, verified replace; keywords are only ever added.
 """
 
 from __future__ import annotations
@@ -27,13 +30,23 @@ import stat
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from captioner.errors import WriteError, detail
 from captioner.image_data import image_data_digest
+from captioner.keywords import (
+    IPTC_KEYWORDS,
+    SUBJECT,
+    KeywordPlan,
+    needs_utf8_charset,
+    plan_keywords,
+    read_back,
+    read_image_keywords,
+    set_keywords,
+)
 from captioner.photo_lock import photo_lock
 from captioner.writers import Outcome
 
@@ -49,6 +62,8 @@ FIELD_LABELS = {
     DESCRIPTION: "XMP description",
     IPTC_CAPTION: "IPTC caption",
     EXIF_DESCRIPTION: "EXIF ImageDescription",
+    SUBJECT: "XMP keywords (dc:subject)",
+    IPTC_KEYWORDS: "IPTC keywords",
 }
 # read in this order: the first field that holds text is "the photo's caption"
 READ_ORDER = (ALT_TEXT, DESCRIPTION, IPTC_CAPTION, EXIF_DESCRIPTION)
@@ -69,6 +84,9 @@ _LAYOUT_TAGS = ("Offset", "Offsets", "ByteCounts", "ExifTag", "GPSTag", "Interop
                 "SubIFDs", "JPEGInterchangeFormat", "JPEGInterchangeFormatLength", "ImageStart",
                 "XMLPacket", "IPTCNAA", "ImageResources")
 _UTF8_CHARSET = "\x1b%G"  # IPTC IIM 1:90 CodedCharacterSet escape for UTF-8
+IIM_CHARSET = "Iptc.Envelope.CharacterSet"
+
+Expected = str | tuple[str, ...] | None  # what a written field must read back as (None: unchecked)
 
 _lock = threading.Lock()  # libexiv2's XMP toolkit is not safe to enter from two threads at once
 
@@ -122,28 +140,65 @@ def write_alt_text(path: str | Path, text: str, overwrite: bool = False,
     Raises WriteError with a one-line reason when it cannot write, and then the file is as
     it was. A warning for over-long alt text is appended to `warnings` when given.
     """
+    alt_text = write_metadata(path, text, (), overwrite, warnings).alt_text
+    assert alt_text is not None  # asked for, so answered
+    return alt_text
+
+
+def read_keywords(path: str | Path) -> tuple[str, ...]:
+    """The photo's keywords (XMP dc:subject, then IPTC Keywords, each word once); () if none.
+
+    Never raises, like `read_alt_text`."""
+    try:
+        exiv2 = _exiv2(Path(path))
+        with _lock:
+            image = exiv2.ImageFactory.open(str(path))
+            image.readMetadata()
+            return read_image_keywords(image).all()
+    except Exception:  # noqa: BLE001 - any failure to read means "no keywords stored"
+        return ()
+
+
+@dataclass(frozen=True)
+class MetadataWrite:
+    """What one photo got: its alt text (None: not asked) and the keywords new to it."""
+
+    alt_text: Outcome | None
+    keywords_added: tuple[str, ...] = ()
+
+
+def write_metadata(path: str | Path, text: str | None, keywords: Sequence[str] = (),
+                   overwrite: bool = False, warnings: list[str] | None = None) -> MetadataWrite:
+    """Write alt text (unless `text` is None) and add `keywords`, in one verified replace.
+
+    Alt text follows `write_alt_text`; keywords are only ever added (`captioner.keywords`),
+    also when the alt text already there is kept. Raises WriteError when it cannot write,
+    and then the file is as it was.
+    """
     path = Path(path)
-    text = text.strip()
-    if not text:
-        raise WriteError(path, "no alt text to write (the caption is empty)")
-    warning = alt_text_warning(text)
-    if warning and warnings is not None:
-        warnings.append(warning)
+    what = "alt text" if text is not None else "keywords"
+    if text is not None:
+        text = text.strip()
+        if not text:
+            raise WriteError(path, "no alt text to write (the caption is empty)")
+        warning = alt_text_warning(text)
+        if warning and warnings is not None:
+            warnings.append(warning)
     exiv2 = _exiv2(path)
     target = Path(os.path.realpath(path))  # write through a link, do not replace it
     _check_writable(path, target)
     with photo_lock(target, path):  # another run or the app may be writing the same photo
         with _lock:  # only libexiv2 calls hold the lock; reading pixels does not
-            image = _open(exiv2, path, target)
+            image = _open(exiv2, path, target, what)
             if image.mimeType() not in WRITABLE_TYPES:
-                raise WriteError(path, f"cannot write alt text into this kind of file "
+                raise WriteError(path, f"cannot write {what} into this kind of file "
                                        f"({image.mimeType()}); supported: {SUPPORTED_TEXT}")
             _check_xmp_parsed(image, path)
-            existing = _existing(image)
-            if existing is not None and not overwrite:
-                return Outcome.SKIPPED_EXISTS
-            if _holds(image, text):
-                return Outcome.WRITTEN
+            alt = _alt_text_step(image, text, overwrite)
+            plan = plan_keywords(read_image_keywords(image), keywords, image.mimeType())
+            result = MetadataWrite(alt.outcome, plan.added)
+            if not alt.write and not plan.changes:
+                return result
             before = _snapshot(image)
             del image
         with _temporary_copy(target, path) as tmp:
@@ -152,17 +207,18 @@ def write_alt_text(path: str | Path, text: str, overwrite: bool = False,
                 try:
                     copy = exiv2.ImageFactory.open(str(tmp))
                     copy.readMetadata()
-                    written = _set_fields(copy, text)
+                    expected = _set_fields(copy, text) if alt.write and text is not None else {}
+                    expected.update(_set_keywords(copy, plan))
                     copy.writeMetadata()
                     del copy
                 except exiv2.Exiv2Error as exc:
                     raise WriteError(path, f"libexiv2 could not write the metadata: "
                                            f"{_exiv2_reason(exc)}") from None
-            _verify(exiv2, tmp, path, text, before, written)
+            _verify(exiv2, tmp, path, before, expected)
             _verify_pixels(target, tmp, path, pixels)
             _fsync(tmp)
             _replace(tmp, target, path)
-    return Outcome.WRITTEN
+    return result
 
 
 # -- internals ---------------------------------------------------------------------------------
@@ -197,7 +253,7 @@ def _check_writable(path: Path, target: Path) -> None:
         raise WriteError(path, "folder is read-only (permission denied)")
 
 
-def _open(exiv2: Any, path: Path, target: Path) -> Any:
+def _open(exiv2: Any, path: Path, target: Path, what: str) -> Any:
     try:
         image = exiv2.ImageFactory.open(str(target))
         image.readMetadata()
@@ -205,7 +261,7 @@ def _open(exiv2: Any, path: Path, target: Path) -> Any:
         code = getattr(exc, "code", None)
         if code in (exiv2.ErrorCode.kerFileContainsUnknownImageType,
                     exiv2.ErrorCode.kerUnsupportedImageType):
-            raise WriteError(path, f"cannot write alt text into this kind of file; "
+            raise WriteError(path, f"cannot write {what} into this kind of file; "
                                    f"supported: {SUPPORTED_TEXT}") from None
         raise WriteError(path, f"cannot read the photo's metadata: {_exiv2_reason(exc)}") from None
     return image
@@ -277,21 +333,49 @@ def _holds(image: Any, text: str) -> bool:
     return all(_field(image, key) == text for key in keys)
 
 
-def _set_fields(image: Any, text: str) -> set[str]:
-    """Set the fields on an opened image; returns the keys it changed."""
+@dataclass(frozen=True)
+class _AltTextStep:
+    """What the alt-text part of a write does: its outcome, and whether the fields change."""
+
+    outcome: Outcome | None
+    write: bool
+
+
+def _alt_text_step(image: Any, text: str | None, overwrite: bool) -> _AltTextStep:
+    if text is None:
+        return _AltTextStep(None, False)
+    if _existing(image) is not None and not overwrite:
+        return _AltTextStep(Outcome.SKIPPED_EXISTS, False)
+    return _AltTextStep(Outcome.WRITTEN, not _holds(image, text))
+
+
+def _set_fields(image: Any, text: str) -> dict[str, Expected]:
+    """Set the alt-text fields on an opened image; returns each key changed and what it must
+    read back as (None: not checked)."""
     xmp = image.xmpData()
     xmp[ALT_TEXT] = "lang=x-default " + text  # other languages stay as they were
     xmp[DESCRIPTION] = "lang=x-default " + text
     image.exifData()[EXIF_DESCRIPTION] = text  # UTF-8, as exiftool and most readers expect
-    written = {ALT_TEXT, DESCRIPTION, EXIF_DESCRIPTION}
+    written: dict[str, Expected] = {ALT_TEXT: text, DESCRIPTION: text, EXIF_DESCRIPTION: text}
     iptc = image.iptcData()
     if _datum_text(iptc, IPTC_CAPTION) is not None:  # keep an old IIM caption in step (MWG rule)
         iptc[IPTC_CAPTION] = text
-        written.add(IPTC_CAPTION)
+        written[IPTC_CAPTION] = text
         if not text.isascii():
-            iptc["Iptc.Envelope.CharacterSet"] = _UTF8_CHARSET
-            written.add("Iptc.Envelope.CharacterSet")
+            written.update(_utf8_iim(image))
     return written
+
+
+def _set_keywords(image: Any, plan: KeywordPlan) -> dict[str, Expected]:
+    written: dict[str, Expected] = dict(set_keywords(image, plan))
+    if needs_utf8_charset(plan):
+        written.update(_utf8_iim(image))
+    return written
+
+
+def _utf8_iim(image: Any) -> dict[str, Expected]:
+    image.iptcData()[IIM_CHARSET] = _UTF8_CHARSET
+    return {IIM_CHARSET: None}
 
 
 def _is_layout(key: str) -> bool:
@@ -372,7 +456,15 @@ def _temporary_copy(target: Path, path: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def _verify(exiv2: Any, tmp: Path, path: Path, text: str, before: dict[str, Any], written: set[str]
+def _read_back(image: Any, key: str, expected: Expected) -> bool:
+    if expected is None:
+        return True
+    if isinstance(expected, tuple):
+        return read_back(image, key) == expected
+    return _field(image, key) == expected
+
+
+def _verify(exiv2: Any, tmp: Path, path: Path, before: dict[str, Any], written: dict[str, Expected]
             ) -> None:
     """Re-read the written copy: new fields present, all others unchanged."""
     with _lock:
@@ -381,8 +473,7 @@ def _verify(exiv2: Any, tmp: Path, path: Path, text: str, before: dict[str, Any]
             check.readMetadata()
         except exiv2.Exiv2Error as exc:
             raise WriteError(path, f"the written copy does not read back: {_exiv2_reason(exc)}") from None
-        misread = [key for key in sorted(written)
-                   if not key.startswith("Iptc.Envelope") and _field(check, key) != text]
+        misread = [key for key, value in sorted(written.items()) if not _read_back(check, key, value)]
         after = _snapshot(check)
         del check
     if misread:
