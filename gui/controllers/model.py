@@ -23,6 +23,8 @@ Log = Callable[[str, str], None]
 
 
 class ModelState(Enum):
+    """Where the model is; the window's banner, label and actions follow it."""
+
     NONE = "none"
     LOADING = "loading"
     READY = "ready"
