@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -106,6 +107,9 @@ def connect(address: str, quiet: bool) -> None:
     """Join the cluster at `address` ("local": start one here), unless already connected."""
     import ray
 
+    if quiet or not sys.stderr.isatty():  # Ray's own log lines would drown the run's
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
     if not ray.is_initialized():
         ray.init(address=None if address == "local" else address, include_dashboard=False,
                  log_to_driver=False, logging_level="ERROR")

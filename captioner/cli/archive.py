@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from captioner.cli.jsonl import STDOUT, JsonlOutput, path_key
-from captioner.cli.listing import chunks, parse_shard, read_list
+from captioner.cli.listing import parse_shard, read_list
 from captioner.cli.mirror import make_folder_inside, mirrored_sidecar
 from captioner.cli.options import whole_number
 from captioner.cli.output import Tally
@@ -28,8 +28,6 @@ from captioner.errors import CaptionerError
 from captioner.files import find_images
 from captioner.video import is_video_path
 from captioner.writers import Outcome, atomic_write_text, sidecar_path
-
-LIST_CHUNK = 256  # list entries looked at together (folders among them are walked)
 
 
 @dataclass
@@ -61,8 +59,8 @@ def _all(args: argparse.Namespace, sources: Sources, tally: Tally) -> Iterator[P
     if sources.listed is None:
         return
     sources.seen.update(path_key(p) for p in sources.named)
-    for chunk in chunks(read_list(sources.listed, args.null), LIST_CHUNK):
-        found = find_images(chunk, recursive=args.recursive)
+    for entry in read_list(sources.listed, args.null):
+        found = find_images([entry], recursive=args.recursive)
         for path, reason in found.problems:
             tally.fail(path, reason)
         for path in found.images:

@@ -27,7 +27,7 @@ from captioner.cli.archive import (
     write_mirrored,
 )
 from captioner.cli.jsonl import JsonlOutput, path_key
-from captioner.cli.listing import chunks, open_list
+from captioner.cli.listing import as_available, chunks, open_list
 from captioner.cli.options import add_model_options, load_captioner
 from captioner.cli.output import PHOTOS, Progress, Tally, emit, message, shown, stderr_is_terminal
 from captioner.cli.targets import Inputs, check_output_file, same_file
@@ -106,7 +106,8 @@ def caption_source(args: argparse.Namespace, todo: Iterable[Path]
         return
     options = CaptionOptions(beam_size=args.beam, max_length=args.max_length)
     captioner = None
-    for chunk in chunks(todo, args.batch_size * 8):  # a list of any length, read as it arrives
+    most = args.batch_size * 8  # a list of any length; one from --files-from as it arrives
+    for chunk in chunks(todo, most) if isinstance(todo, list) else as_available(todo, most):
         captioner = captioner or load_captioner(args)
         yield from captioner.caption_files(chunk, options, args.batch_size)
 

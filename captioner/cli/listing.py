@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import queue
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,3 +99,35 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+_END = object()
+
+
+def as_available(items: Iterable[T], most: int) -> Iterator[list[T]]:
+    """Lists of what `items` has produced so far (at least one, at most `most`), read on a
+    thread: a list that trickles in (a slow `find`, a queue) is captioned as it comes, not once
+    `most` paths have arrived. An exception in `items` is raised here."""
+    box: queue.Queue[object] = queue.Queue(maxsize=most * 4)
+
+    def fill() -> None:
+        try:
+            for item in items:
+                box.put(item)
+            box.put(_END)
+        except BaseException as exc:  # handed to the reader, which raises it
+            box.put(exc)
+
+    threading.Thread(target=fill, name="files-from", daemon=True).start()
+    while True:
+        chunk = [box.get()]
+        while len(chunk) < most and not box.empty():
+            chunk.append(box.get_nowait())
+        ended = next((x for x in chunk if x is _END or isinstance(x, BaseException)), None)
+        ready = [x for x in chunk if x is not _END and not isinstance(x, BaseException)]
+        if ready:
+            yield ready  # type: ignore[misc]
+        if isinstance(ended, BaseException):
+            raise ended
+        if ended is not None:
+            return
