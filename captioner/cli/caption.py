@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 
 from captioner.captioner import CaptionOptions, CaptionResult
-from captioner.cli.alt_text import AltTextReport
+from captioner.cli.alt_text import MetadataReport
 from captioner.cli.archive import (
     Skipper,
     Sources,
@@ -30,6 +30,7 @@ from captioner.cli.jsonl import JsonlOutput, path_key
 from captioner.cli.listing import as_available, chunks, open_list
 from captioner.cli.options import add_model_options, load_captioner
 from captioner.cli.output import PHOTOS, Progress, Tally, emit, message, shown, stderr_is_terminal
+from captioner.cli.tag_options import LowConfidence, add_tag_options, tag_fields, tag_words
 from captioner.cli.targets import Inputs, check_output_file, same_file
 from captioner.errors import CaptionerError
 from captioner.files import find_images
@@ -54,11 +55,13 @@ def add_caption_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", type=Path, help="write all captions to one CSV file")
     p.add_argument("--write-metadata", action="store_true",
                    help="write the caption into each photo as its alt text (IPTC alt text, XMP "
-                        "description, EXIF ImageDescription); JPEG, PNG, WebP, TIFF")
+                        "description, EXIF ImageDescription) and its tags as keywords (XMP "
+                        "dc:subject, IPTC Keywords; never removes any); JPEG, PNG, WebP, TIFF")
     p.add_argument("--overwrite", action="store_true",
                    help="replace caption files that exist, and alt text already in photos "
                         "(never a photo, a video or any file this tool does not write)")
     p.add_argument("--alternatives", action="store_true", help="print the n-best list too")
+    add_tag_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_archive_options(p)
     p.set_defaults(func=run_caption)
@@ -135,12 +138,15 @@ class Batch:
         self.records: list[CaptionRecord] = []  # kept only for --json and --csv
         self.captioned = 0
         self.claimed: dict[Path, Path] = {}  # sidecar -> the image whose caption it got
-        self.alt_text = AltTextReport(tally)
+        self.alt_text = MetadataReport(tally, alt_text=not args.keywords_only)
+        self.low_confidence = LowConfidence(args.min_confidence)
 
     def take(self, path: Path, result: CaptionResult) -> None:
+        if self.low_confidence.holds_back(path, result):
+            return  # left for a person: written nowhere
         self.captioned += 1
         if self.jsonl is None or self.jsonl.fd is not None:  # stdout is the JSONL's alone
-            emit(path, result.text)
+            emit(path, result.text, *tag_fields(self.args, result))
             if self.args.alternatives:
                 for text, score in result.alternatives:
                     emit("", f"{score:8.3f}  {text}")
@@ -153,7 +159,7 @@ class Batch:
         if self.args.sidecar:
             self.sidecar(path, result.text)
         if self.args.write_metadata:
-            self.alt_text.write(path, result.text, self.args.overwrite)
+            self.alt_text.write(path, result.text, tag_words(result), self.args.overwrite)
 
     def sidecar(self, path: Path, text: str) -> None:
         target = sidecar_target(self.args, path)
@@ -203,4 +209,4 @@ class Batch:
                 self.write(partial(writer, target, self.records, self.args.overwrite), target)
         if self.jsonl is not None:
             self.jsonl.close()
-        return self.tally.close(f"{self.captioned} captioned")
+        return self.tally.close(f"{self.captioned} captioned{self.low_confidence.summary()}")
