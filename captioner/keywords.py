@@ -12,6 +12,7 @@ libexiv2 writes IIM into PNG in a form it cannot read back itself, and WebP hold
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,11 @@ def merged(existing: Iterable[str], new: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def storable(word: str) -> bool:
+    """Whether XMP can hold the word: no control characters (tab, ESC...) and no lone surrogates."""
+    return not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in word)
+
+
 def read_image_keywords(image: Any) -> Keywords:
     """The keywords of a photo libexiv2 has opened and read."""
     iim = _iim(image.iptcData())
@@ -71,10 +77,12 @@ def plan_keywords(current: Keywords, words: Sequence[str], mime_type: str) -> Ke
 
     Nothing is planned without words. With words, both families end up holding the union
     (a word keeps the spelling the photo already has), so a reader of either sees them all.
+    A word with a control character is left out: XMP (XML) cannot hold it.
     """
-    full = merged(current.all(), words)
-    if not [w for w in words if w.strip()]:
+    words = [w for w in words if w.strip() and storable(w)]
+    if not words:
         return KeywordPlan(None, None, ())
+    full = merged(current.all(), words)
     subject = merged(current.subject, full)
     iim = current.iim
     if mime_type in IIM_TYPES and current.iim_readable:

@@ -13,10 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from captioner import keywords as keywords_module
+from captioner.captioner import CaptionResult
 from captioner.errors import WriteError
 from captioner.keywords import IPTC_KEYWORDS, SUBJECT, Keywords, merged, plan_keywords
 from captioner.metadata import (
@@ -27,6 +29,7 @@ from captioner.metadata import (
     read_keywords,
     write_metadata,
 )
+from captioner.tags import Tag
 from captioner.writers import Outcome
 from tests.test_metadata import FORMATS, KEYWORDS, camera_exif, independent_read, make_photo, pixel_hash
 
@@ -82,6 +85,7 @@ def test_merge_keeps_what_is_there_and_adds_each_word_once() -> None:
     assert png.subject == ("beach", "dog") and png.iim is None  # IIM only in JPEG and TIFF
     assert not plan_keywords(Keywords(("beach",)), [], "image/jpeg").changes
     assert not plan_keywords(Keywords(("dog",), ("dog",)), ["Dog"], "image/jpeg").changes
+    assert not plan_keywords(Keywords(), ["ca\tt", "\x1b[2J", "x\udce9"], "image/jpeg").changes
     unreadable = plan_keywords(Keywords((), ("x",), iim_readable=False), ["dog"], "image/jpeg")
     assert unreadable.iim is None and unreadable.subject == ("x", "dog")
     long_word = "x" * 65
@@ -215,3 +219,153 @@ def test_two_runs_adding_keywords_at_once_lose_neither(tmp_path: Path) -> None:
     assert [run.wait(timeout=120) for run in runs] == [0, 0]
     for photo in photos:
         assert sorted(read_keywords(photo)) == ["alpha", "beta"], photo
+
+
+# -- the CLI ---------------------------------------------------------------------------------------
+
+DOG_PHOTO = "1001773457_577c3a7d70.jpg"  # two dogs: a tagged model's best tag is "dog"
+
+
+def build_tagged_bundle(target: Path, photo: Path) -> Path:
+    """A small random decoder that reads tags, exported over efficientnet_lite0 (as
+    tests/test_tags.py does): captions are noise, tags are the encoder's real ImageNet tags."""
+    import torch
+
+    from export.bundle_writer import ExportConfig, write_bundle
+    from training.model import CaptionDecoder, DecoderConfig
+    from training.tags import load_tag_table
+    from training.text_prior import caption_vocabulary
+
+    table = load_tag_table()
+    vocab = caption_vocabulary(["a dog runs on the grass"], [], 1, table.words)
+    torch.manual_seed(0)
+    cfg = DecoderConfig(len(vocab), 1280, 49, 32, 32, 32, 0.0, tag_count=len(table.words))
+    decoder = CaptionDecoder(cfg)
+    decoder.set_tag_words([vocab.index[w] for w in table.words])
+    return write_bundle(decoder, vocab, "efficientnet_lite0", 6, target,
+                        ExportConfig(name="tagged", parity_images=[photo]))
+
+
+@pytest.fixture(scope="session")
+def tagged_bundle(tmp_path_factory: pytest.TempPathFactory, flickr_dir: Path) -> Path:
+    """Built once a session (~30 s), also where test_video_output imports this fixture."""
+    target = tmp_path_factory.getbasetemp() / "tagged-bundle"
+    if not (target / "manifest.json").is_file():
+        pytest.importorskip("torch")
+        build_tagged_bundle(target, flickr_dir / "images" / DOG_PHOTO)
+    return target
+
+
+def cli(*args: str) -> list[str]:
+    return ["caption", *args, "--provider", "cpu", "--variant", "fp32", "--quiet"]
+
+
+def test_cli_tags_column_keywords_in_photos_and_json(tagged_bundle: Path, flickr_dir: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from captioner.cli import main
+
+    jpeg = tmp_path / "dogs.jpg"
+    shutil.copyfile(flickr_dir / "images" / DOG_PHOTO, jpeg)
+    png = tmp_path / "dogs.png"
+    with Image.open(jpeg) as img:
+        img.save(png)
+    set_iim_keywords(jpeg, ["Urlaub"])  # someone's own keyword: it must survive
+    out_json = tmp_path / "c.json"
+    code = main(cli(str(jpeg), str(png), "--model", str(tagged_bundle), "--tags", "--write-metadata",
+                    "--json", str(out_json), "--csv", str(tmp_path / "c.csv")))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert [len(r) for r in rows] == [3, 3]
+    tags = rows[0][2].split(", ")
+    assert tags[0] == "dog" and rows[1][2].split(", ")[0] == "dog"
+    assert read_alt_text(jpeg) == ExistingText(rows[0][1], ALT_TEXT)
+    assert read_keywords(jpeg) == ("Urlaub", *tags)
+    assert read_keywords(png)[:1] == ("dog",)
+    assert "alt text: 2 written, 0 kept" in err and "keywords: " in err
+    records = json.loads(out_json.read_text())
+    assert [t["tag"] for t in records[0]["tags"]] == tags and records[0]["tags"][0]["p"] > 0.5
+    assert "confidence" not in records[0]  # this bundle has no calibration: no number pretends
+    assert (tmp_path / "c.csv").read_text().splitlines()[1].split(",")[-1] == "; ".join(tags)
+    if EXIFTOOL:
+        seen = exiftool_read(jpeg)
+        assert seen["iptc"] == ["Urlaub", *tags] and seen["subject"] == ["Urlaub", *tags]
+        assert seen["alt_text"] == rows[0][1]
+
+    # --keywords-only on a photo with alt text of its own: the alt text is left alone
+    plain = tmp_path / "own.jpg"
+    shutil.copyfile(flickr_dir / "images" / DOG_PHOTO, plain)
+    write_metadata(plain, "my own words", ["pets"])
+    assert main(cli(str(plain), "--model", str(tagged_bundle), "--keywords-only", "--overwrite")) == 0
+    _, err = capsys.readouterr()
+    assert read_alt_text(plain) == ExistingText("my own words", ALT_TEXT)
+    assert read_keywords(plain) == ("pets", *tags)
+    assert "alt text:" not in err and f"keywords: {len(tags)} added to 1 photos" in err
+
+
+class FakeCaptioner:
+    """Stands in for the model where only the results matter: captions, confidences, tags."""
+
+    def __init__(self, results: dict[str, tuple[str, float | None, list[Tag]]]) -> None:
+        self.results = results
+
+    def caption_files(self, paths, options=None, batch_size=16):  # noqa: ANN001, ANN201
+        for path in paths:
+            text, confidence, tags = self.results[Path(path).name]
+            yield Path(path), CaptionResult(text, text.split(), -0.5, [(text, -0.5)],
+                                            np.zeros((len(text.split()), 2, 2), np.float32),
+                                            tags, confidence)
+
+
+def test_cli_min_confidence_holds_doubtful_captions_back_from_every_output(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from captioner.cli import main
+
+    fake = FakeCaptioner({
+        "sure.png": ("a dog with a ball", 0.9, [Tag("dog", 0.8), Tag("ball", 0.3)]),
+        "doubt.png": ("a man on a wall", 0.2, [Tag("bed", 0.4)]),
+        "plain.png": ("a field", None, []),  # an uncalibrated model: never held back
+        "odd.png": ("a cat", 0.7, [Tag("ca\tt\x1b[2J", 0.5)]),  # a tag is escaped like the rest
+    })
+    monkeypatch.setattr("captioner.cli.caption.load_captioner", lambda args: fake)
+    photos = []
+    for i, name in enumerate(fake.results):
+        photos.append(tmp_path / name)
+        Image.new("RGB", (16, 16), (40 * i, 80, 120)).save(photos[-1])
+    out_json, out_csv = tmp_path / "c.json", tmp_path / "c.csv"
+    code = main(["caption", *map(str, photos), "--min-confidence", "0.5", "--tags", "--sidecar",
+                 "--write-metadata", "--json", str(out_json), "--csv", str(out_csv), "--quiet"])
+    out, err = capsys.readouterr()
+
+    assert code == 0, err  # low confidence is not a failure
+    assert out.splitlines() == [f"{photos[0]}\ta dog with a ball\tdog, ball", f"{photos[2]}\ta field\t",
+                                f"{photos[3]}\ta cat\tca\\tt\\x1b[2J"]
+    assert f'low confidence: {photos[1]}: 0.20 < 0.5, not written: "a man on a wall"' in err
+    assert "3 captioned, 1 low confidence, 1 without a confidence (written), 0 skipped, 0 failed" in err
+    doubt = photos[1]
+    assert not doubt.with_suffix(".txt").exists()
+    assert read_alt_text(doubt) is None and read_keywords(doubt) == ()
+    records = json.loads(out_json.read_text())
+    assert [r["file"] for r in records] == [str(p) for p in photos if p != doubt]
+    assert str(doubt) not in out_csv.read_text()
+    assert records[0]["confidence"] == 0.9 and records[0]["tags"] == [{"tag": "dog", "p": 0.8},
+                                                                       {"tag": "ball", "p": 0.3}]
+    assert read_keywords(photos[0]) == ("dog", "ball")
+    assert read_keywords(photos[3]) == ()  # XMP cannot hold a control character: not written
+    assert "keywords: 2 added to 1 photos, 1 photos without tags" in err
+
+    # without --min-confidence nothing is held back and the summary is as before
+    assert main(["caption", str(doubt), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"{doubt}\ta man on a wall\n" and err.strip().endswith("1 captioned, 0 skipped, 0 failed")
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "nan", "high"])
+def test_cli_min_confidence_out_of_range_is_one_line_and_exit_2(
+        value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from captioner.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["caption", "x.jpg", "--min-confidence", value])
+    assert exit_.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
