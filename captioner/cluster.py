@@ -112,7 +112,7 @@ def connect(address: str, quiet: bool) -> None:
         logging.getLogger("ray.data").setLevel(logging.ERROR)
     if not ray.is_initialized():
         ray.init(address=None if address == "local" else address, include_dashboard=False,
-                 log_to_driver=False, logging_level="ERROR")
+                 log_to_driver=False, logging_level=logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = not quiet and sys.stderr.isatty()
     context.execution_options.preserve_order = True
