@@ -12,7 +12,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Protocol
 from PIL import Image
 
 from captioner.captioner import CaptionOptions, CaptionResult
+from captioner.tags import MAX_TAGS, Tag
 from captioner.video import Sample, SamplingOptions, VideoReader
 
 
@@ -47,6 +48,8 @@ class Segment:
     frame_time: float  # the frame the caption was made from
     scene: int = 0
     thumbnail: bytes | None = None  # small JPEG of that frame
+    confidence: float | None = None  # of the caption, 0-1 (None: the model is not calibrated)
+    tags: tuple[Tag, ...] = ()  # what the segment's frames show, best first
 
     @property
     def duration(self) -> float:
@@ -70,10 +73,21 @@ def similar_captions(a: str, b: str, min_ratio: float = 0.75) -> bool:
     return SequenceMatcher(None, wa, wb).ratio() >= min_ratio
 
 
+def merge_tags(a: Sequence[Tag], b: Sequence[Tag], limit: int = MAX_TAGS) -> tuple[Tag, ...]:
+    """The tags of two frames as one list: each word once, at its higher probability, best first."""
+    best: dict[str, float] = {}
+    for tag in (*a, *b):
+        best[tag.word] = max(tag.p, best.get(tag.word, 0.0))
+    ranked = sorted(best.items(), key=lambda item: -item[1])[:limit]
+    return tuple(Tag(word, p) for word, p in ranked)
+
+
 def merge_pair(a: Segment, b: Segment) -> Segment:
-    """One segment spanning both; the caption (and its frame) of the surer one is kept."""
+    """One segment spanning both; the caption (its frame and confidence) of the surer one is
+    kept, and the tags of both frames."""
     best = a if a.score >= b.score else b
-    return replace(best, start=min(a.start, b.start), end=max(a.end, b.end), scene=a.scene)
+    return replace(best, start=min(a.start, b.start), end=max(a.end, b.end), scene=a.scene,
+                   tags=merge_tags(a.tags, b.tags))
 
 
 def merge_segments(segments: list[Segment], min_ratio: float = 0.75) -> list[Segment]:
@@ -222,7 +236,7 @@ class VideoCaptioning:
         for sample, result in zip(samples, results, strict=True):
             thumb = thumbnail_jpeg(sample.image) if self.job.thumbnails else None
             yield Segment(sample.start, sample.end, result.text, result.score, sample.time,
-                          sample.scene, thumb)
+                          sample.scene, thumb, result.confidence, tuple(result.tags))
 
 
 def caption_video(captioner: ImageCaptioner, path: str | Path, job: VideoJob,

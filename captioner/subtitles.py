@@ -20,6 +20,7 @@ from captioner.video import timecode
 from captioner.writers import Outcome, atomic_write_text, csv_cell, escape_surrogates
 
 FORMATS = ("srt", "vtt", "csv", "json")
+TAG_SEPARATOR = "; "  # as in the photos' CSV (writers.py)
 MAX_CHARS = 42
 MAX_LINES = 2
 
@@ -130,11 +131,13 @@ def to_csv(segments: Sequence[Segment], thumbnails: Sequence[str | None] | None 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["index", "start", "end", "start_time", "end_time", "caption", "score",
-                     "frame_time", "thumbnail"])
+                     "frame_time", "thumbnail", "confidence", "tags"])
     for i, seg in enumerate(segments):
+        confidence = "" if seg.confidence is None else f"{seg.confidence:.4f}"
         writer.writerow([i + 1, f"{seg.start:.3f}", f"{seg.end:.3f}", timecode(seg.start),
                          timecode(seg.end), csv_cell(seg.caption), f"{seg.score:.4f}",
-                         f"{seg.frame_time:.3f}", csv_cell(_thumb_name(thumbnails, i))])
+                         f"{seg.frame_time:.3f}", csv_cell(_thumb_name(thumbnails, i)), confidence,
+                         csv_cell(TAG_SEPARATOR.join(t.word for t in seg.tags))])
     return buf.getvalue()
 
 
@@ -144,6 +147,8 @@ def to_json(segments: Sequence[Segment], video: str | None = None, duration: flo
     for i, seg in enumerate(segments):
         item = {"index": i + 1, "start": round(seg.start, 3), "end": round(seg.end, 3),
                 "caption": seg.caption, "score": round(seg.score, 4),
+                "confidence": None if seg.confidence is None else round(seg.confidence, 4),
+                "tags": [t.to_json() for t in seg.tags],
                 "frame_time": round(seg.frame_time, 3), "scene": seg.scene}
         if _thumb_name(thumbnails, i):
             item["thumbnail"] = _thumb_name(thumbnails, i)

@@ -246,14 +246,18 @@ def build_tagged_bundle(target: Path, photo: Path) -> Path:
                         ExportConfig(name="tagged", parity_images=[photo]))
 
 
-@pytest.fixture(scope="session")
-def tagged_bundle(tmp_path_factory: pytest.TempPathFactory, flickr_dir: Path) -> Path:
-    """Built once a session (~30 s), also where test_video_output imports this fixture."""
+def session_tagged_bundle(tmp_path_factory: pytest.TempPathFactory, flickr_dir: Path) -> Path:
+    """The tagged bundle, built once a session (~30 s) for every module that asks for it."""
     target = tmp_path_factory.getbasetemp() / "tagged-bundle"
     if not (target / "manifest.json").is_file():
         pytest.importorskip("torch")
         build_tagged_bundle(target, flickr_dir / "images" / DOG_PHOTO)
     return target
+
+
+@pytest.fixture(scope="session")
+def tagged_bundle(tmp_path_factory: pytest.TempPathFactory, flickr_dir: Path) -> Path:
+    return session_tagged_bundle(tmp_path_factory, flickr_dir)
 
 
 def cli(*args: str) -> list[str]:

@@ -14,8 +14,10 @@ import webvtt
 
 from captioner.cli import main
 from captioner.cli.targets import output_labels
-from captioner.segments import Segment
+from captioner.segments import Segment, merge_pair
 from captioner.subtitles import FORMATS, render, to_csv, to_json, to_srt, to_vtt, wrap_cue
+from captioner.tags import Tag
+from tests.test_keywords import DOG_PHOTO, session_tagged_bundle
 from tests.videos import shape_shots, write_audio_only, write_video
 
 LONG = ("a man in a red shirt and a black hat is riding a brown horse along a dirt road "
@@ -84,6 +86,31 @@ def test_csv_and_json_hold_every_segment() -> None:
     assert doc["segments"][1]["scene"] == 1 and "thumbnail" not in doc["segments"][1]
     partial = json.loads(render("json", SEGMENTS[:1], _doc_stopped()))
     assert partial["complete"] is False and "stopped at" in partial["stopped"]
+
+
+def test_csv_and_json_carry_confidence_and_tags() -> None:
+    tagged = [Segment(0.0, 2.0, "a dog on a bed", -0.1, 1.0, confidence=0.8125,
+                      tags=(Tag("dog", 0.91), Tag("bed", 0.3))),
+              Segment(2.0, 3.0, "a field", -0.4, 2.5),  # an uncalibrated model, no tags
+              Segment(3.0, 4.0, "a dog", -0.4, 3.5, tags=(Tag("=cmd", 0.5),))]
+    rows = list(csv.DictReader(io.StringIO(to_csv(tagged))))
+    assert [(r["confidence"], r["tags"]) for r in rows] == [("0.8125", "dog; bed"), ("", ""),
+                                                           ("", "'=cmd")]
+    segments = json.loads(to_json(tagged))["segments"]
+    assert segments[0]["confidence"] == 0.8125
+    assert segments[0]["tags"] == [{"tag": "dog", "p": 0.91}, {"tag": "bed", "p": 0.3}]
+    assert segments[1]["confidence"] is None and segments[1]["tags"] == []
+
+
+def test_a_merged_segment_keeps_its_captions_confidence_and_both_frames_tags() -> None:
+    a = Segment(0.0, 2.0, "a dog on the grass", -0.2, 1.0, confidence=0.7,
+                tags=(Tag("dog", 0.6), Tag("ball", 0.25)))
+    b = Segment(2.0, 4.0, "a dog on the green grass", -0.5, 3.0, confidence=0.4,
+                tags=(Tag("dog", 0.9), Tag("frisbee", 0.3)))
+    merged = merge_pair(a, b)
+    assert (merged.start, merged.end, merged.caption, merged.confidence) == (
+        0.0, 4.0, "a dog on the grass", 0.7)
+    assert merged.tags == (Tag("dog", 0.9), Tag("frisbee", 0.3), Tag("ball", 0.25))
 
 
 def _doc_stopped():
@@ -218,3 +245,30 @@ def test_a_video_name_cannot_inject_cues() -> None:
     assert [c.text for c in _vtt(text)] == ["a red circle"]
     note = "NOTE captions of x 99 00:00:00.000 --&gt; 00:09:00.000 FAKE CUE [2J by captioner"
     assert text.split("\n")[2] == note
+
+
+@pytest.fixture(scope="session")
+def tagged_bundle(tmp_path_factory: pytest.TempPathFactory, flickr_dir: Path) -> Path:
+    return session_tagged_bundle(tmp_path_factory, flickr_dir)
+
+
+def test_cli_segments_carry_the_tags_of_their_frames(tagged_bundle: Path, flickr_dir: Path,
+                                                    tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A segment's tags are those of its frame: every frame of this clip shows two dogs."""
+    from PIL import Image
+
+    with Image.open(flickr_dir / "images" / DOG_PHOTO) as img:
+        dogs = img.convert("RGB").resize((320, 240))
+    clip = tmp_path / "dogs.mp4"
+    write_video(clip, [(dogs, 2.0)])
+    code = main(["video", str(clip), "--every", "1", "--no-merge", "--format", "csv,json",
+                 "--model", str(tagged_bundle), "--provider", "cpu", "--variant", "fp32", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    segments = json.loads((tmp_path / "dogs.json").read_text())["segments"]
+    rows = list(csv.DictReader((tmp_path / "dogs.csv").open()))
+    assert len(segments) == len(rows) >= 2
+    for seg, row in zip(segments, rows, strict=True):
+        assert seg["tags"][0]["tag"] == "dog" and seg["tags"][0]["p"] > 0.5
+        assert seg["confidence"] is None and row["confidence"] == ""  # no calibration in this bundle
+        assert row["tags"] == "; ".join(t["tag"] for t in seg["tags"])
