@@ -51,6 +51,7 @@ class CaptionOptions:
     n_best: int = 5
     block_repeats: bool = True
     length_penalty: float | None = None  # None: the bundle's own (chosen on val)
+    use_tags: bool = True  # False: the decoder is told nothing of the tags (for comparisons)
 
 
 class Captioner:
@@ -135,7 +136,8 @@ class Captioner:
         vocab = self.bundle.vocab
         return SearchConfig(
             beam_size=options.beam_size,
-            max_length=options.max_length or self.bundle.manifest.max_length,
+            # words allowed, plus the step that may only end the caption
+            max_length=(options.max_length or self.bundle.manifest.max_length) + 1,
             n_best=max(options.n_best, 1),
             length_penalty=(self.bundle.manifest.length_penalty if options.length_penalty is None
                             else options.length_penalty),
@@ -152,11 +154,12 @@ class Captioner:
 
     def decode(self, encoded: Encoded, options: CaptionOptions | None = None) -> list[CaptionResult]:
         """Beam search over encoder outputs: one result per image."""
-        vocab = self.bundle.vocab
-        extra = (encoded.tags,) if encoded.tags is not None and self.reads_tags else ()
+        vocab, options = self.bundle.vocab, options or CaptionOptions()
+        extra: tuple[np.ndarray, ...] = ()
+        if encoded.tags is not None and self.reads_tags:
+            extra = (encoded.tags if options.use_tags else np.zeros_like(encoded.tags),)
         nbest = beam_search(self._step, encoded.features, encoded.keys, encoded.h0, encoded.c0,
-                            vocab.start_id, vocab.end_id,
-                            self.search_config(options or CaptionOptions()), extra)
+                            vocab.start_id, vocab.end_id, self.search_config(options), extra)
         return [self._result(hyps, encoded, i) for i, hyps in enumerate(nbest)]
 
     def caption_arrays(self, batch: np.ndarray, options: CaptionOptions | None = None

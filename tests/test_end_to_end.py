@@ -21,6 +21,15 @@ def test_held_back_shapes_are_named_right(tiny_bundle: Path, tmp_path: Path) -> 
     assert colours_named == set(COLOURS) and shapes_named == set(SHAPES)
 
 
+def test_maximum_words_means_words(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A limit of 2 words gives captions of 2 words (the end of the caption is not a word)."""
+    pairs = make_shapes_folder(tmp_path, per_class=1, seed=11)
+    captioner = Captioner(tiny_bundle, provider="cpu")
+    options = CaptionOptions(max_length=2)
+    lengths = [len(r.words) for _, r in captioner.caption_files([p for p, _ in pairs], options)]
+    assert max(lengths) == 2, lengths
+
+
 def test_bundle_records_parity_and_training(tiny_bundle: Path) -> None:
     manifest = load_bundle(tiny_bundle).manifest
     assert manifest.training["parity"].startswith("parity PASS")

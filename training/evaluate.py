@@ -27,23 +27,24 @@ from training.metrics import caption_health, coco_scores
 
 
 def caption_split(captioner: Captioner, split: CaptionSet, beam: int,
-                  length_penalty: float | None = None) -> list[str]:
+                  length_penalty: float | None = None, use_tags: bool = True) -> list[str]:
     out = []
-    options = CaptionOptions(beam_size=beam, length_penalty=length_penalty)
+    options = CaptionOptions(beam_size=beam, length_penalty=length_penalty, use_tags=use_tags)
     for _, result in captioner.caption_files(split.paths, options, batch_size=32):
         out.append("" if isinstance(result, CaptionerError) else result.text)
     return out
 
 
 def evaluate_bundle(bundle_dir: Path, split: CaptionSet, beams: list[int], workdir: Path,
-                    sheet_beam: int = 3, name: str = "test") -> dict[str, Any]:
+                    sheet_beam: int = 3, name: str = "test", use_tags: bool = True) -> dict[str, Any]:
     """Scores at each beam size; the test split's become the manifest's `scores`, another
-    split's (e.g. coco_ood) go under `scores[name]`."""
+    split's (e.g. coco_ood) go under `scores[name]`. `use_tags` False (a comparison: the
+    decoder steps are told nothing of the tags) scores without writing the manifest."""
     captioner = Captioner(bundle_dir, provider="cpu", variant="fp32")
     scores: dict[str, Any] = {"split": name, "images": len(split)}
     for beam in beams:
         start = time.time()
-        captions = caption_split(captioner, split, beam)
+        captions = caption_split(captioner, split, beam, use_tags=use_tags)
         entry = coco_scores(split.captions, captions) | caption_health(captions)
         entry["seconds"] = round(time.time() - start, 1)
         scores[f"beam_{beam}"] = {k: round(v, 4) for k, v in entry.items()}
@@ -52,6 +53,8 @@ def evaluate_bundle(bundle_dir: Path, split: CaptionSet, beams: list[int], workd
             {p.name: c for p, c in zip(split.paths, captions)}, indent=1))
         if beam == sheet_beam:
             contact_sheet(split, captions, workdir / f"{name}_contact_sheet.png")
+    if not use_tags:
+        return scores
     bundle = load_bundle(bundle_dir)
     if name == "test":
         others = {k: v for k, v in bundle.manifest.scores.items()  # other splits' scores stay
@@ -115,6 +118,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("runs/eval"))
     parser.add_argument("--ood", type=Path, help="also score this captioned folder (images/ + "
                         "captions.txt), e.g. ../shared/data/coco_ood")
+    parser.add_argument("--no-tags", action="store_true", help="score with the tags withheld from "
+                        "the decoder steps (a comparison; the manifest is left as it is)")
+    parser.add_argument("--skip-test", action="store_true", help="score only --ood")
     parser.add_argument("--choose-length-penalty", type=float, nargs="+", metavar="P",
                         help="first pick beam search's length penalty among these on val")
     args = parser.parse_args()
@@ -122,9 +128,11 @@ def main() -> None:
     splits = load_splits(args.dataset, args.data, args.annotations)
     if args.choose_length_penalty:
         choose_length_penalty(args.bundle, splits["val"], 3, args.choose_length_penalty)
-    evaluate_bundle(args.bundle, splits["test"], args.beams, args.workdir)
+    if not args.skip_test:
+        evaluate_bundle(args.bundle, splits["test"], args.beams, args.workdir, use_tags=not args.no_tags)
     if args.ood:
-        evaluate_bundle(args.bundle, folder_split(args.ood), args.beams, args.workdir, name=args.ood.name)
+        evaluate_bundle(args.bundle, folder_split(args.ood), args.beams, args.workdir,
+                        name=args.ood.name, use_tags=not args.no_tags)
 
 
 if __name__ == "__main__":
