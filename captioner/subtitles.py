@@ -131,13 +131,13 @@ def to_csv(segments: Sequence[Segment], thumbnails: Sequence[str | None] | None 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["index", "start", "end", "start_time", "end_time", "caption", "score",
-                     "frame_time", "thumbnail", "confidence", "tags"])
+                     "confidence", "tags", "frame_time", "thumbnail"])  # as the photos' CSV
     for i, seg in enumerate(segments):
         confidence = "" if seg.confidence is None else f"{seg.confidence:.4f}"
         writer.writerow([i + 1, f"{seg.start:.3f}", f"{seg.end:.3f}", timecode(seg.start),
-                         timecode(seg.end), csv_cell(seg.caption), f"{seg.score:.4f}",
-                         f"{seg.frame_time:.3f}", csv_cell(_thumb_name(thumbnails, i)), confidence,
-                         csv_cell(TAG_SEPARATOR.join(t.word for t in seg.tags))])
+                         timecode(seg.end), csv_cell(seg.caption), f"{seg.score:.4f}", confidence,
+                         csv_cell(TAG_SEPARATOR.join(t.word for t in seg.tags)),
+                         f"{seg.frame_time:.3f}", csv_cell(_thumb_name(thumbnails, i))])
     return buf.getvalue()
 
 
