@@ -44,6 +44,8 @@ SPECS = (
          "Forget the selected images (the files stay; Delete in the grid)"),
     Spec("clear", "C&lear list"),
     Spec("quit", "&Quit", (SK.Quit,)),
+    Spec("replace", "Find and &replace…", ("Ctrl+H",),
+         "Replace a word or phrase in the listed captions, with a preview (one undo step)"),
     Spec("revert", "Re&vert to saved", (), "Put back the caption stored in the .txt file"),
     Spec("settings", "&Settings…", (SK.Preferences, "Ctrl+,"), "Model, beam size, provider, auto-save"),
     Spec("caption_selected", "Caption &selected", ("Ctrl+R",), "Caption the selected images",
@@ -74,7 +76,7 @@ SPECS = (
 MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
     ("&File", ("open_images", "open_folder", "open_bundle", None, "save", "save_all", "export_json",
                "export_csv", "write_alt_text", None, "remove", "clear", None, "quit")),
-    ("&Edit", ("undo", "redo", "revert", None, "settings")),
+    ("&Edit", ("undo", "redo", "replace", "revert", None, "settings")),
     ("&Caption", ("caption_selected", "caption_all", "caption_uncaptioned", "caption_all_replace", "cancel",
                   None, "accept")),
     ("&Go", ("next", "previous", "next_uncaptioned", "find", None, "word_next", "word_previous", "play")),

@@ -29,6 +29,7 @@ from gui.actions import GRID_MENU
 from gui.actions import install as install_actions
 from gui.controllers.model import ModelController
 from gui.controllers.photos import PhotosController
+from gui.dialogs.find_replace import FindReplaceDialog
 from gui.dialogs.help import show_about, show_shortcuts
 from gui.dialogs.settings_dialog import SettingsDialog
 from gui.drops import FileDrops
@@ -108,6 +109,7 @@ class MainWindow(QMainWindow):
             "export_json": lambda: self.export("json"), "export_csv": lambda: self.export("csv"),
             "write_alt_text": photos.write_alt_text, "remove": photos.remove_selected,
             "clear": photos.clear_list, "quit": self.close, "revert": photos.revert_selected,
+            "replace": self.find_replace,
             "settings": self.open_settings, "caption_selected": photos.caption_selected,
             "caption_all": photos.caption_all, "caption_uncaptioned": photos.caption_uncaptioned,
             "caption_all_replace": photos.caption_all_replacing, "cancel": self.run_status.cancel,
@@ -182,6 +184,15 @@ class MainWindow(QMainWindow):
         self.page.filter_edit.setFocus()
         self.page.filter_edit.selectAll()
 
+    def find_replace(self) -> FindReplaceDialog:
+        """Find and replace in the captions the grid lists (the dialog is modal; tests get it
+        back through `open` instead)."""
+        self.tabs.setCurrentWidget(self.page)
+        dialog = FindReplaceDialog(self.page.visible_items(), self.photos.replace_captions, self)
+        dialog.setModal(True)
+        dialog.open()
+        return dialog
+
     def export(self, kind: str, target: Path | None = None) -> Path | None:
         if target is None:
             name, _ = QFileDialog.getSaveFileName(
@@ -209,6 +220,8 @@ class MainWindow(QMainWindow):
         if (new.overlay_style, new.overlay_opacity) != (old.overlay_style, old.overlay_opacity):
             self.page.set_overlay_style(new.overlay_style, new.overlay_opacity)
             self.actions_by_name["spotlight"].setChecked(new.overlay_style == "spotlight")
+        if new.low_confidence != old.low_confidence:
+            self.page.set_low_confidence(new.low_confidence)
 
     def toggle_spotlight(self) -> None:
         self.settings.overlay_style = "spotlight" if self.actions_by_name["spotlight"].isChecked() else "heat"
@@ -235,7 +248,8 @@ class MainWindow(QMainWindow):
             action.setEnabled(has_model and has_items)
             action.setToolTip(action.statusTip() if has_model else "No model loaded — open a bundle")
         self.actions_by_name["cancel"].setEnabled(self.captions.is_running())  # Esc always works
-        for name in ("save", "save_all", "export_json", "export_csv", "write_alt_text", "remove", "clear"):
+        for name in ("save", "save_all", "export_json", "export_csv", "write_alt_text", "remove", "clear",
+                     "replace"):
             self.actions_by_name[name].setEnabled(has_items)
 
     # --- lifetime --------------------------------------------------------------------------------

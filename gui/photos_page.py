@@ -29,12 +29,24 @@ from PySide6.QtWidgets import (
 
 from captioner.captioner import CaptionResult
 from gui.controllers.photos import PhotosController
-from gui.models.image_list import SHOW_LABELS, ImageFilter, Role, Show
+from gui.models.image_list import (
+    SHOW_LABELS,
+    SORT_LABELS,
+    TAG_PREFIX,
+    ImageFilter,
+    Role,
+    Show,
+    Sort,
+    tag_terms,
+)
 from gui.models.items import ImageItem, Source
 from gui.models.thumbnails import ImageLoader
-from gui.widgets.caption_editor import CaptionEditor, word_spans
-from gui.widgets.nbest import NBestList
+from gui.widgets.caption_editor import CaptionEditor, insert_word, word_spans
+from gui.widgets.confidence import ConfidenceMeter
+from gui.widgets.nbest import NBestList, per_word_probability
 from gui.widgets.preview import Attention, PreviewWidget
+from gui.widgets.tag_chips import TagChips
+from gui.widgets.tag_pane import TagPane, count_tags
 from gui.widgets.thumbnail_grid import ThumbnailGrid
 from gui.widgets.word_strip import AttentionStrip
 
@@ -61,6 +73,7 @@ class PhotosPage(QWidget):
         self.thumbnails, self.model = photos.thumbnails, photos.model
         self.proxy = ImageFilter(self)
         self.proxy.setSourceModel(self.model)
+        self.proxy.low_confidence = self.settings.low_confidence
         photos.selection = self.selected_items
         self._previews = ImageLoader(PREVIEW_PX, threads=1, batch=2, parent=self)
         self._previews.loaded.connect(self._on_preview_loaded)
@@ -77,7 +90,15 @@ class PhotosPage(QWidget):
         self._pin_timer.setSingleShot(True)
         self._pin_timer.setInterval(0)
         self._pin_timer.timeout.connect(lambda: self.proxy.set_pinned(self.photos.current()))
+        self._tag_timer = QTimer(self)  # the tag counts follow the listed photos, a few times a second
+        self._tag_timer.setSingleShot(True)
+        self._tag_timer.setInterval(250)
+        self._tag_timer.timeout.connect(self._count_tags)
         self._build()
+        for signal in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset,
+                       self.proxy.layoutChanged, self.proxy.dataChanged):
+            signal.connect(self._schedule_tag_count)
+        photos.captions.finished.connect(lambda *_: self._after_run())
         self.thumbnails.ready.connect(self._on_thumbnail_ready)
         photos.current_changed.connect(self._show_current)
         photos.caption_changed.connect(self._on_caption_changed)
@@ -111,13 +132,33 @@ class PhotosPage(QWidget):
         for show, label in SHOW_LABELS.items():
             self.show_combo.addItem(label, int(show))
         self.show_combo.currentIndexChanged.connect(self._on_filter)
+        self.show_combo.setToolTip("Which photos to list; Low confidence: the model's captions below "
+                                   "the threshold in Settings")
+        self.sort_combo = QComboBox()
+        self.sort_combo.setObjectName("sortCombo")
+        for sort, label in SORT_LABELS.items():
+            self.sort_combo.addItem(label, int(sort))
+        self.sort_combo.setToolTip("Order of the grid. Lowest confidence first puts the doubtful "
+                                   "captions on top; it is taken again after each run, not while you edit")
+        self.sort_combo.currentIndexChanged.connect(
+            lambda: self.proxy.set_sort(Sort(self.sort_combo.currentData())))
         row.addWidget(self.filter_edit, 1)
         row.addWidget(self.show_combo)
+        row.addWidget(self.sort_combo)
         layout.addLayout(row)
         self.grid = ThumbnailGrid(self.settings.thumbnail_size)
+        self.grid.delegate.low_confidence = self.settings.low_confidence
         self.grid.setModel(self.proxy)
         self.grid.selectionModel().currentChanged.connect(self._on_current_index)
-        layout.addWidget(self.grid, 1)
+        self.tag_pane = TagPane()
+        self.tag_pane.tag_clicked.connect(self.toggle_tag_filter)
+        self.left_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.left_splitter.addWidget(self.grid)
+        self.left_splitter.addWidget(self.tag_pane)
+        self.left_splitter.setStretchFactor(0, 1)
+        self.left_splitter.setStretchFactor(1, 0)
+        self.left_splitter.setSizes([600, 170])
+        layout.addWidget(self.left_splitter, 1)
         self.count_label = QLabel()
         self.count_label.setObjectName("countLabel")
         layout.addWidget(self.count_label)
@@ -152,6 +193,11 @@ class PhotosPage(QWidget):
         self.editor.accept_requested.connect(self.accept_and_next)
         self.editor.word_hovered.connect(self._on_editor_hover)
         layout.addWidget(self.editor)
+        self.tag_chips = TagChips()
+        self.tag_chips.insert_requested.connect(self.insert_tag)
+        layout.addWidget(self.tag_chips)
+        self.confidence = ConfidenceMeter()
+        layout.addWidget(self.confidence)
         self.state_label = QLabel()
         self.state_label.setObjectName("stateLabel")
         self.state_label.setWordWrap(True)
@@ -286,6 +332,7 @@ class PhotosPage(QWidget):
         if item is self.photos.current():
             self.editor.set_text(item.caption)
             self.refresh_state()
+            self._show_tags_and_confidence(item)
             self.nbest.set_entries(item.result.alternatives if item.result else [], item.stored, item.caption)
             self._realign()
             self._show_strip()
@@ -333,6 +380,19 @@ class PhotosPage(QWidget):
         self._realign()
         self._show_strip()
         self._update_attention()
+        self._show_tags_and_confidence(item)
+
+    def _show_tags_and_confidence(self, item: ImageItem | None) -> None:
+        """The tag chips and the confidence meter of the current photo."""
+        result = item.result if item is not None else None
+        self.tag_chips.set_tags(item.tags if item is not None else [], item.caption if item else "")
+        low = self.settings.low_confidence
+        if item is not None and item.confidence is not None:
+            self.confidence.show_value(item.confidence, low)
+        elif result is not None and result.confidence is not None and item is not None and item.has_caption:
+            self.confidence.show_value(result.confidence, low, model_only=True)
+        else:
+            self.confidence.show_value(None)
 
     def _show_strip(self) -> None:
         """One chip per word of the caption shown; the words kept from the model's caption show
@@ -352,6 +412,7 @@ class PhotosPage(QWidget):
                 words = result.words
             else:
                 indexes = [self._editor_map.get(i, -1) for i in range(len(words))]
+        self.strip.set_word_probability(per_word_probability(result.text, result.score) if result else None)
         self.strip.set_words(
             words,
             result.attention if result else None,
@@ -396,6 +457,15 @@ class PhotosPage(QWidget):
 
     def use_alternative(self, text: str) -> None:
         self.photos.use_alternative(text)
+
+    def insert_tag(self, word: str) -> None:
+        """A tag chip was clicked: the word goes into the caption at the cursor, one undo step."""
+        if self.photos.current() is None:
+            return
+        text, position = insert_word(self.editor.text(), self.editor.cursor_position(), word)
+        self.photos.edit(text, f"Insert “{word}”", typing=False)
+        self.editor.set_cursor_position(position)
+        self.editor.setFocus()
 
     def pick_alternative(self, rank: int) -> bool:
         return self.nbest.pick(rank)
@@ -508,6 +578,34 @@ class PhotosPage(QWidget):
             else "Drop photos or folders here\n\nor use File ▸ Open folder… (Ctrl+Shift+O)"
         )
         self.grid.viewport().update()
+
+    def set_low_confidence(self, threshold: float) -> None:
+        self.proxy.set_low_confidence(threshold)
+        self.grid.delegate.low_confidence = threshold
+        self.grid.viewport().update()
+        self._show_tags_and_confidence(self.photos.current())
+
+    def _after_run(self) -> None:
+        """A run changed confidences: sort again (never while it streams, nor while editing)."""
+        if self.proxy.sort_mode() is not Sort.LIST:
+            self.proxy.refresh_sort()
+
+    def toggle_tag_filter(self, word: str) -> None:
+        """List only the photos with this tag (through the filter box), or drop it again."""
+        if not word:
+            return
+        token = f"{TAG_PREFIX}{word}".lower()
+        words = self.filter_edit.text().split()
+        words = [w for w in words if w.lower() != token] if token in (w.lower() for w in words) \
+            else [w for w in words if not w.lower().startswith(TAG_PREFIX)] + [token]
+        self.filter_edit.setText(" ".join(words))
+
+    def _schedule_tag_count(self, *_args: object) -> None:
+        if not self._tag_timer.isActive():
+            self._tag_timer.start()
+
+    def _count_tags(self) -> None:
+        self.tag_pane.set_counts(count_tags(self.visible_items()), tag_terms(self.filter_edit.text()))
 
     def zoom(self, direction: int) -> None:
         """One step larger (+1) or smaller (-1) thumbnails; the size is a setting."""

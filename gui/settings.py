@@ -26,6 +26,7 @@ _LIMITS: dict[str, tuple[float, float]] = {
     "batch_size": (1, 64),
     "thumbnail_size": (64, 320),
     "overlay_opacity": (0.1, 1.0),
+    "low_confidence": (0.01, 0.99),
 }
 
 
@@ -57,6 +58,7 @@ class AppSettings:
     thumbnail_size: int = 128
     overlay_style: str = "heat"
     overlay_opacity: float = 0.65
+    low_confidence: float = 0.5  # below this a caption is "doubtful": red meter, Low confidence filter
 
     def bundle_path(self) -> Path:
         return Path(self.bundle_dir).expanduser() if self.bundle_dir else default_bundle()

@@ -53,6 +53,26 @@ class SetCaption(QUndoCommand):
         return True
 
 
+class ReplaceCaptions(QUndoCommand):
+    """Find and replace across many captions as one step. Undo puts back only the captions
+    that still read as the replace left them (an image edited since keeps its later edit)."""
+
+    def __init__(self, apply: Apply, changes: list[tuple[ImageItem, str, str]], label: str) -> None:
+        super().__init__(label)
+        self.apply = apply
+        self.changes = [(item, old, item.source, new) for item, old, new in changes]
+
+    def redo(self) -> None:
+        for item, old, _source, new in self.changes:
+            if item.caption == old:
+                self.apply(item, new, Source.USER)
+
+    def undo(self) -> None:
+        for item, old, source, new in self.changes:
+            if item.caption == new:
+                self.apply(item, old, source)
+
+
 class CaptionHistory(QObject):
     """Hands out each image's stack and keeps the group's active stack on the current image."""
 
@@ -61,6 +81,8 @@ class CaptionHistory(QObject):
         self.apply = apply
         self.group = QUndoGroup(self)
         self._stacks: dict[int, QUndoStack] = {}
+        self._list = QUndoStack(self.group)  # steps over the whole list while no image is current
+        self._list.setUndoLimit(50)
 
     def stack(self, item: ImageItem) -> QUndoStack:
         stack = self._stacks.get(id(item))
@@ -79,13 +101,21 @@ class CaptionHistory(QObject):
             return
         self.stack(item).push(SetCaption(self.apply, item, text, source, label, typing))
 
+    def replace_many(self, changes: list[tuple[ImageItem, str, str]], label: str,
+                     current: ImageItem | None) -> None:
+        """Apply many captions as one undo step, on the current image's stack: Ctrl+Z right
+        after it undoes the whole replace."""
+        if changes:
+            stack = self.stack(current) if current is not None else self._list
+            stack.push(ReplaceCaptions(self.apply, changes, label))
+
     @staticmethod
     def seal(item: ImageItem) -> None:
         """End the current typing step (after a save, the next edit is an undo step of its own)."""
         item.undo_epoch += 1
 
     def activate(self, item: ImageItem | None) -> None:
-        self.group.setActiveStack(self.stack(item) if item is not None else None)  # type: ignore[arg-type]
+        self.group.setActiveStack(self.stack(item) if item is not None else self._list)
 
     def forget(self, items: list[ImageItem]) -> None:
         for item in items:

@@ -136,3 +136,20 @@ class MessageAnswerer(_ModalPoller):
                 button.click()
                 return
         raise AssertionError(f"no {self.button_text!r} button in {box.text()!r}")
+
+
+def give_result(window: Any, path: Path, text: str, confidence: float | None = None,
+                tags: tuple[tuple[str, float], ...] = ()) -> Any:
+    """Deliver a model result for one photo as a caption run would (no model needed), with the
+    confidence and tags a test wants."""
+    import numpy as np
+
+    from captioner.captioner import CaptionResult
+    from captioner.tags import Tag
+
+    words = text.split()
+    attention = np.full((len(words), 3, 3), 1 / 9, dtype=np.float32)
+    result = CaptionResult(text, words, -0.4, [(text, -0.4), (f"{text} again", -0.9)], attention,
+                           tags=[Tag(w, p) for w, p in tags], confidence=confidence)
+    window.captions._on_result((path, result))
+    return item(window, path)

@@ -20,6 +20,7 @@ from gui.controllers.metadata import AltTextController
 from gui.controllers.saving import OverwritePolicy, SaveController
 from gui.models.image_list import ImageListModel
 from gui.models.items import ImageItem, ProblemKind, Source
+from gui.models.replace import Change
 from gui.models.thumbnails import ThumbnailCache
 from gui.settings import AppSettings
 from gui.tasks import CaptionBackend, Scanned, ScanWorker
@@ -202,6 +203,14 @@ class PhotosController(QObject):
 
     def use_alternative(self, text: str) -> None:
         self.edit(text, "Use alternative", typing=False)
+
+    def replace_captions(self, changes: list[Change], find: str, replacement: str) -> int:
+        """Apply a find-and-replace plan as one undo step; returns how many captions changed."""
+        what = f"“{find}” with “{replacement}” in {len(changes)} caption(s)"
+        self.history.replace_many([(c.item, c.old, c.new) for c in changes], f"Replace {what}", self._current)
+        self.log(f"replaced {what}", "info")
+        self.message.emit(f"Replaced {what} — Ctrl+Z undoes it", 8000)
+        return len(changes)
 
     def accept_current(self) -> bool:
         """Keep this caption (the model's best if there is none yet) and save it; the caller

@@ -132,6 +132,14 @@ class SettingsDialog(QDialog):
         self.opacity.setSingleStep(0.05)
         self.opacity.setValue(s.overlay_opacity)
         form.addRow("Overlay strength:", self.opacity)
+        self.low_confidence = QDoubleSpinBox()
+        self.low_confidence.setObjectName("lowConfidence")
+        self.low_confidence.setRange(0.05, 0.95)
+        self.low_confidence.setSingleStep(0.05)
+        self.low_confidence.setValue(s.low_confidence)
+        self.low_confidence.setToolTip("Captions the model is less sure of than this are marked red, "
+                                       "listed by Low confidence and sorted first")
+        form.addRow("Doubtful below:", self.low_confidence)
         return box
 
     @staticmethod
@@ -167,4 +175,5 @@ class SettingsDialog(QDialog):
             auto_caption_on_drop=self.auto_caption.isChecked(),
             overlay_style=self.overlay_style.currentData(),
             overlay_opacity=round(self.opacity.value(), 2),
+            low_confidence=round(self.low_confidence.value(), 2),
         )

@@ -76,6 +76,10 @@ class ImageListModel(QAbstractListModel):
             lines.append(item.caption)
         if item.dirty:
             lines.append("(unsaved)")
+        if item.confidence is not None:
+            lines.append(f"confidence {item.confidence:.0%}")
+        if item.tags:
+            lines.append("tags: " + ", ".join(t.word for t in item.tags))
         return "\n".join(lines)
 
     # --- items -----------------------------------------------------------------------------
@@ -178,6 +182,7 @@ class Show(IntEnum):
     UNCAPTIONED = 1
     UNSAVED = 2
     ERRORS = 3
+    LOW = 4
 
 
 SHOW_LABELS = {
@@ -185,30 +190,92 @@ SHOW_LABELS = {
     Show.UNCAPTIONED: "Uncaptioned",
     Show.UNSAVED: "Unsaved",
     Show.ERRORS: "Problems",
+    Show.LOW: "Low confidence",
 }
 
 
+class Sort(IntEnum):
+    LIST = 0
+    CONFIDENCE = 1
+    NAME = 2
+
+
+SORT_LABELS = {
+    Sort.LIST: "As opened",
+    Sort.CONFIDENCE: "Lowest confidence first",
+    Sort.NAME: "File name",
+}
+TAG_PREFIX = "tag:"
+
+
+def tag_terms(text: str) -> list[str]:
+    """The tags a filter text asks for: its "tag:WORD" terms."""
+    return [w[len(TAG_PREFIX):] for w in text.lower().split() if w.startswith(TAG_PREFIX) and w != TAG_PREFIX]
+
+
+def is_low(item: ImageItem, threshold: float) -> bool:
+    """A model caption the model itself doubts (no confidence: not counted as doubtful)."""
+    return item.confidence is not None and item.confidence < threshold
+
+
+def sort_key(item: ImageItem, sort: Sort) -> tuple:
+    if sort is Sort.CONFIDENCE:  # doubtful first; captions with no confidence (a person's) last
+        confidence = item.confidence
+        return (1, 0.0) if confidence is None else (0, confidence)
+    if sort is Sort.NAME:
+        return (item.name.lower(),)
+    return ()
+
+
 class ImageFilter(QSortFilterProxyModel):
-    """Filter by words in the caption or file name, and by state (uncaptioned, unsaved, ...).
+    """Filter by words in the caption or file name, by tag ("tag:dog"), by state (uncaptioned,
+    unsaved, low confidence...), and sort.
 
     The current item is always let through: editing a caption so that it stops matching
-    must not make the image vanish from under the cursor.
+    must not make the image vanish from under the cursor. Sorting uses keys taken when the
+    sort is chosen (or refreshed after a run), so fixing a doubtful caption does not make it
+    jump away while the person reviews the list in order.
     """
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._words: list[str] = []
+        self._tags: list[str] = []
         self._show = Show.ALL
+        self._sort = Sort.LIST
+        self._keys: dict[Path, tuple] = {}
         self._pinned: ImageItem | None = None
+        self.low_confidence = 0.5
         self.setDynamicSortFilter(True)
 
     def set_text(self, text: str) -> None:
-        self._words = text.lower().split()
+        words = text.lower().split()
+        self._tags = tag_terms(text)
+        self._words = [w for w in words if not w.startswith(TAG_PREFIX)]
         self.invalidateRowsFilter()
 
     def set_show(self, show: Show) -> None:
         self._show = Show(show)
         self.invalidateRowsFilter()
+
+    def set_low_confidence(self, threshold: float) -> None:
+        self.low_confidence = threshold
+        if self._show is Show.LOW:
+            self.invalidateRowsFilter()
+
+    def set_sort(self, sort: Sort) -> None:
+        """Order the grid; LIST is the order the photos were opened in."""
+        self._sort = Sort(sort)
+        self.refresh_sort()
+
+    def sort_mode(self) -> Sort:
+        return self._sort
+
+    def refresh_sort(self) -> None:
+        """Take the sort keys anew (when the sort is chosen, and after a caption run)."""
+        self._keys.clear()
+        self.sort(-1 if self._sort is Sort.LIST else 0)
+        self.invalidate()
 
     def set_pinned(self, item: ImageItem | None) -> None:
         if item is not self._pinned:
@@ -217,7 +284,19 @@ class ImageFilter(QSortFilterProxyModel):
                 self.invalidateRowsFilter()
 
     def is_filtering(self) -> bool:
-        return bool(self._words) or self._show is not Show.ALL
+        return bool(self._words or self._tags) or self._show is not Show.ALL
+
+    def lessThan(self, left: ModelIndex, right: ModelIndex) -> bool:
+        source = self.sourceModel()
+        assert isinstance(source, ImageListModel)
+        a, b = self._key(source.item_at(left.row())), self._key(source.item_at(right.row()))
+        return (a, left.row()) < (b, right.row())
+
+    def _key(self, item: ImageItem) -> tuple:
+        key = self._keys.get(item.path)
+        if key is None:
+            key = self._keys[item.path] = sort_key(item, self._sort)
+        return key
 
     def filterAcceptsRow(self, row: int, parent: ModelIndex) -> bool:
         source = self.sourceModel()
@@ -231,6 +310,12 @@ class ImageFilter(QSortFilterProxyModel):
             return False
         if self._show is Show.ERRORS and not item.error:
             return False
+        if self._show is Show.LOW and not is_low(item, self.low_confidence):
+            return False
+        if self._tags:
+            have = {t.word.lower() for t in item.tags}
+            if not all(tag in have for tag in self._tags):
+                return False
         if self._words:
             haystack = f"{item.caption} {item.name}".lower()
             return all(word in haystack for word in self._words)

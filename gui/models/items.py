@@ -10,6 +10,7 @@ from pathlib import Path
 from captioner.captioner import CaptionResult
 from captioner.errors import CaptionerError, PathError
 from captioner.metadata import ExistingText
+from captioner.tags import Tag
 
 
 def reason_of(error: CaptionerError) -> str:
@@ -113,6 +114,21 @@ class ImageItem:
     def user_edit_pending(self) -> bool:
         """An unsaved caption the person typed or picked: leaving the image auto-saves it."""
         return self.dirty and self.source is Source.USER
+
+    @property
+    def confidence(self) -> float | None:
+        """How sure the model is of the caption shown: only while that caption is the model's
+        own (a person's caption is not the model's guess), None when the bundle is not
+        calibrated: no number is better than a made-up one."""
+        result = self.result
+        if result is None or result.confidence is None or self.source is not Source.MODEL:
+            return None
+        return result.confidence if self.caption.strip() == result.text.strip() else None
+
+    @property
+    def tags(self) -> list[Tag]:
+        """What the model sees in the photo, best first (from the last caption run)."""
+        return self.result.tags if self.result is not None else []
 
     @property
     def keeps_caption(self) -> bool:

@@ -72,6 +72,19 @@ def load_scaled(path: Path, longest: int, box: tuple[int, int] | None = None) ->
     return pil_to_qimage(img)
 
 
+_plugins_loaded = False
+
+
+def load_image_plugins() -> None:
+    """Load Qt's image format plugins once, in the GUI thread, before any loader thread runs:
+    loader threads that made the first QImageReaders at the same time crashed (SIGSEGV) now
+    and then in tests that open a folder and paint the page at once."""
+    global _plugins_loaded
+    if not _plugins_loaded:
+        QImageReader.supportedImageFormats()
+        _plugins_loaded = True
+
+
 class _Signals(QObject):
     done = Signal(str, object)  # path, QImage | str (the error reason)
     job_done = Signal(object)  # the _LoadJob
@@ -112,6 +125,7 @@ class ImageLoader(QObject):
         super().__init__(parent)
         self.longest, self.batch = longest, batch
         self.box: tuple[int, int] | None = None  # fit images to this size (the preview's)
+        load_image_plugins()
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(max(1, threads))
         self._pool.setExpiryTimeout(-1)  # keep the few threads: starting one costs milliseconds

@@ -71,6 +71,14 @@ class CaptionEditor(QPlainTextEdit):
         self._hovered = -1
         self._refresh_marks()
 
+    def cursor_position(self) -> int:
+        return self.textCursor().position()
+
+    def set_cursor_position(self, position: int) -> None:
+        cursor = self.textCursor()
+        cursor.setPosition(max(0, min(position, len(self.toPlainText()))))
+        self.setTextCursor(cursor)
+
     def _on_text_changed(self) -> None:
         self._refresh_marks()
         if not self._setting:
@@ -163,3 +171,14 @@ class CaptionEditor(QPlainTextEdit):
             selection.cursor = cursor  # type: ignore[attr-defined]
             selections.append(selection)
         self.setExtraSelections(selections)
+
+
+def insert_word(text: str, position: int, word: str) -> tuple[str, int]:
+    """`word` put into `text` at `position` as a word of its own (spaces added where needed);
+    returns the new text and the position just after the word."""
+    position = max(0, min(position, len(text)))
+    before, after = text[:position], text[position:]
+    lead = " " if before and not before[-1].isspace() else ""
+    trail = " " if after and not after[0].isspace() else ""
+    new = f"{before}{lead}{word}{trail}{after}"
+    return new, len(before) + len(lead) + len(word)

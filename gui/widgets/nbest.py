@@ -1,8 +1,9 @@
 """The n-best list: the model's other candidate captions, with scores, one click to use one.
 
-The score is what the beam search ranks by: log-probability / (words + 1) ** 0.7. Beside
-it the list shows the average probability the model gave each word (the geometric mean,
-recovered from the score), because "about 60 % per word" means more to a person than "-1.1".
+The score is what the beam search ranks by: log-probability / (words + 1) ** 0.7; it only
+orders the candidates. The number people judge a caption by is its calibrated confidence,
+shown beside the editor; "about 60 % per word" (the geometric mean, recovered from the score)
+over-states how often a caption is right, so it is only in the tooltip and the word strip.
 The caption on disk (if it differs) is listed too, so going back to it is also one click.
 """
 
@@ -85,9 +86,9 @@ class NBestList(QTreeWidget):
                 (
                     f"Alt+{rank}" if rank <= 9 else "",
                     text,
-                    f"{score:+.2f}  {per_word_probability(text, score):.0%}/word",
-                    "the beam-search score (log-probability / length ** 0.7) and the average "
-                    "probability the model gave each word; higher is more confident",
+                    f"{score:+.2f}",
+                    "the beam-search score (log-probability / length ** 0.7), higher ranks first; "
+                    f"the model gave each word {per_word_probability(text, score):.0%} on average",
                 )
             )
         if saved and saved.strip() not in texts:

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from gui.models.image_list import Role
 from gui.models.items import ImageItem, Status
+from gui.widgets.confidence import paint_meter
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 UNSAVED = QColor(235, 140, 20)
@@ -45,6 +46,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self.size = size
         self.cell_width = size + 16
+        self.low_confidence = 0.5  # the doubtful threshold (a setting): red meters below it
         self._text_cache: dict[tuple, str] = {}  # the view widens cells so the columns fill its width
 
     def sizeHint(self, option: QStyleOptionViewItem, index: ModelIndex) -> QSize:
@@ -65,12 +67,17 @@ class ThumbnailDelegate(QStyledItemDelegate):
             painter.setBrush(palette.color(QPalette.ColorRole.Highlight))
             painter.drawRoundedRect(rect.adjusted(2, 2, -2, -2), 6, 6)
         thumb_box = QRect(rect.x() + (rect.width() - self.size) // 2, rect.y() + 6, self.size, self.size)
-        self._paint_thumbnail(painter, thumb_box, index, item)
+        shown = self._paint_thumbnail(painter, thumb_box, index, item)
         self._paint_badge(painter, thumb_box, item)
+        if item.confidence is not None:
+            width = min(60, shown.width() - 12)
+            meter = QRect(shown.left() + 6, shown.bottom() - 11, max(width, 16), 6)
+            paint_meter(painter, meter, item.confidence, self.low_confidence)
         self._paint_text(painter, option, rect, thumb_box, item, selected)
         painter.restore()
 
-    def _paint_thumbnail(self, painter: QPainter, box: QRect, index: ModelIndex, item: ImageItem) -> None:
+    def _paint_thumbnail(self, painter: QPainter, box: QRect, index: ModelIndex, item: ImageItem) -> QRect:
+        """Draw the thumbnail; returns where it went (the box when there is none yet)."""
         pixmap = index.data(Qt.ItemDataRole.DecorationRole)
         if pixmap is None or pixmap.isNull():
             painter.setPen(Qt.PenStyle.NoPen)
@@ -78,7 +85,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
             painter.drawRoundedRect(box.adjusted(6, 6, -6, -6), 6, 6)
             painter.setPen(QColor(120, 120, 120))
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "can't open" if item.error else "…")
-            return
+            return box
         size = pixmap.size()
         if size.width() > box.width() or size.height() > box.height():  # only while a zoom reloads
             size = size.scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
@@ -89,6 +96,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
             size.height(),
         )
         painter.drawPixmap(target, pixmap)
+        return target
 
     @staticmethod
     def _paint_badge(painter: QPainter, box: QRect, item: ImageItem) -> None:

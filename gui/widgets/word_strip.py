@@ -62,6 +62,12 @@ class AttentionStrip(QScrollArea):
         self.play_button.setToolTip("Play the caption word by word (Alt+P)")
         self.play_button.clicked.connect(self.toggle_play)
         self._hint = QLabel()
+        self.per_word = QLabel()  # the average word probability: for those who want it
+        self.per_word.setObjectName("perWord")
+        self.per_word.setStyleSheet("color: gray;")
+        self.per_word.setToolTip("The average probability the model gave each word of its caption "
+                                 "(geometric mean). It runs high even for wrong captions: the "
+                                 "confidence beside the editor is the calibrated one.")
         self._timer = QTimer(self)
         self._timer.setInterval(900)
         self._timer.timeout.connect(self._play_step)
@@ -73,6 +79,7 @@ class AttentionStrip(QScrollArea):
         self._layout.addWidget(self._hint)
         self._layout.addWidget(self.play_button)
         self._layout.addStretch(1)
+        self._layout.addWidget(self.per_word)
         self.set_words([], None, None, "heat", 0.65)
 
     def set_words(
@@ -112,7 +119,7 @@ class AttentionStrip(QScrollArea):
         self._hint.hide()
         self.play_button.show()
         while len(self._pool) < len(words):
-            self._layout.insertWidget(self._layout.count() - 1, self._chip(len(self._pool)))
+            self._layout.insertWidget(self._layout.count() - 2, self._chip(len(self._pool)))
         icon_key = (id(attention), thumb_key, style, opacity)
         if icon_key != self._icon_key:
             self._icon_key, self._icons = icon_key, {}
@@ -130,6 +137,10 @@ class AttentionStrip(QScrollArea):
                 button.setChecked(False)
             button.setVisible(index < len(words))
         self.buttons = self._pool[: len(words)]
+
+    def set_word_probability(self, probability: float | None) -> None:
+        self.per_word.setText("" if probability is None else f"{probability:.0%}/word")
+        self.per_word.setVisible(probability is not None)
 
     def _chip(self, index: int) -> QToolButton:
         button = QToolButton()
