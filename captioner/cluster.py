@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from captioner.bundle import load_bundle
 from captioner.captioner import Captioner, CaptionOptions, CaptionResult
 from captioner.default_model import default_bundle
 from captioner.errors import CaptionerError, ImageLoadError, PathError
@@ -126,10 +127,11 @@ def caption_on_ray(args: argparse.Namespace, todo: Iterable[Path]
         import ray.data
     except ImportError:
         raise CaptionerError(INSTALL_HINT) from None
+    config = actor_config(args)
+    load_bundle(config.model)  # a bad bundle is one line here, not an actor's traceback
     paths = list(todo)
     if not paths:
         return
-    config = actor_config(args)
     connect(args.ray, args.quiet)
     actors = args.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
     items = [{"key": i, "path": os.fsencode(os.path.abspath(p))} for i, p in enumerate(paths)]

@@ -101,17 +101,16 @@ def run_caption(args: argparse.Namespace) -> int:
 
 def caption_source(args: argparse.Namespace, todo: Iterable[Path]
                    ) -> Iterator[tuple[Path, CaptionResult | CaptionerError]]:
-    """Results in order, from this process (the model loaded when the first photo needs it)
-    or from a Ray cluster (--ray)."""
+    """Results in order, from this process or from a Ray cluster (--ray). The model is loaded
+    first either way: a bad bundle ends the run (exit 2) before any work."""
     if args.ray:
         from captioner.cluster import caption_on_ray
         yield from caption_on_ray(args, todo)
         return
     options = CaptionOptions(beam_size=args.beam, max_length=args.max_length)
-    captioner = None
+    captioner = load_captioner(args)
     most = args.batch_size * 8  # a list of any length; one from --files-from as it arrives
     for chunk in chunks(todo, most) if isinstance(todo, list) else as_available(todo, most):
-        captioner = captioner or load_captioner(args)
         yield from captioner.caption_files(chunk, options, args.batch_size)
 
 
