@@ -20,7 +20,8 @@ from captioner.captioner import Captioner, CaptionOptions, CaptionResult, Encode
 from captioner.errors import CaptionerError
 from captioner.images import load_image, preprocess_batch
 from captioner.search import beam_search
-from export.bundle_writer import load_checkpoint
+from export.bundle_writer import load_checkpoint, tag_head_for
+from export.to_onnx import EncoderGraph
 from training.encoders import get_encoder
 
 
@@ -37,6 +38,9 @@ class TorchCaptioner:
         self.device = torch.device(device)
         self.decoder = decoder.eval().to(self.device)
         self.backbone = get_encoder(ckpt["encoder"]).build().eval().to(self.device)
+        # the exported encoder graph's own torch module: backbone, decoder head, tag head
+        self.graph = EncoderGraph(self.backbone, self.decoder,
+                                  tag_head_for(ckpt["encoder"], decoder)).eval().to(self.device)
         self.bundle = bundle
         # reuse the bundle's result formatting and search settings, not its sessions
         self._fmt = Captioner.__new__(Captioner)
@@ -44,25 +48,26 @@ class TorchCaptioner:
 
     @torch.no_grad()
     def encode(self, batch: np.ndarray) -> Encoded:
-        grid = self.backbone(torch.from_numpy(batch).to(self.device)).flatten(2).transpose(1, 2)
-        feats, keys, h, c = self.decoder.encode(grid)
-        return feats.cpu().numpy(), keys.cpu().numpy(), h.cpu().numpy(), c.cpu().numpy()
+        out = [x.cpu().numpy() for x in self.graph(torch.from_numpy(batch).to(self.device))]
+        return Encoded(*out)
 
     @torch.no_grad()
     def _step(self, token: np.ndarray, h: np.ndarray, c: np.ndarray, feats: np.ndarray,
-              keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+              keys: np.ndarray, tags: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         dev = self.device
-        logits, h_t, c_t, alpha = self.decoder.step(
+        logp, h_t, c_t, alpha = self.decoder.step(
             torch.from_numpy(token).to(dev), torch.from_numpy(h).to(dev), torch.from_numpy(c).to(dev),
-            torch.from_numpy(feats).to(dev), torch.from_numpy(keys).to(dev))
-        logp = torch.log_softmax(logits, dim=1)
+            torch.from_numpy(feats).to(dev), torch.from_numpy(keys).to(dev),
+            None if tags is None else torch.from_numpy(tags).to(dev))
         return logp.cpu().numpy(), h_t.cpu().numpy(), c_t.cpu().numpy(), alpha.cpu().numpy()
 
     def decode(self, encoded: Encoded, options: CaptionOptions | None = None) -> list[CaptionResult]:
-        vocab = self.bundle.vocab
-        nbest = beam_search(self._step, *encoded, vocab.start_id, vocab.end_id,
-                            self._fmt.search_config(options or CaptionOptions()))
-        return [self._fmt._result(hyps) for hyps in nbest]
+        vocab, options = self.bundle.vocab, options or CaptionOptions()
+        extra = (encoded.tags,) if encoded.tags is not None and self.decoder.cfg.tag_count else ()
+        nbest = beam_search(self._step, encoded.features, encoded.keys, encoded.h0, encoded.c0,
+                            vocab.start_id, vocab.end_id, self._fmt.search_config(options), extra)
+        return [self._fmt._result(hyps, encoded, i) for i, hyps in enumerate(nbest)]
 
     def caption_arrays(self, batch: np.ndarray, options: CaptionOptions | None = None
                        ) -> list[CaptionResult]:

@@ -228,6 +228,7 @@ def write_sidecar(image: Path, caption: str, overwrite: bool = False) -> Outcome
 def json_item(r: CaptionRecord) -> dict[str, object]:
     """One record as --json writes it in its list and --jsonl on its own line."""
     item = {name: value for name, value in r.fields().items() if value is not None}
+    item["confidence"] = r.fields()["confidence"]  # always there: null when not calibrated
     item["tags"] = [t.to_json() for t in r.tags]  # JSON keeps each tag's probability
     if r.alternatives:
         item["alternatives"] = [{"caption": t, "score": round(s, 4)} for t, s in r.alternatives]

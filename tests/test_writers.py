@@ -135,7 +135,8 @@ def test_one_place_says_what_a_record_holds() -> None:
     record = CaptionRecord(Path("a.jpg"), "a dog", None)
     assert list(record.fields()) == list(CaptionRecord.FIELDS)
     assert to_csv([record]).splitlines()[0] == ",".join(CaptionRecord.FIELDS)
-    assert json.loads(to_json([record])) == [{"file": "a.jpg", "caption": "a dog", "tags": []}]
+    assert json.loads(to_json([record])) == [{"file": "a.jpg", "caption": "a dog", "confidence": None,
+                                                "tags": []}]
 
 
 def test_records_carry_tags_and_confidence_in_json_and_csv(tmp_path: Path) -> None:
