@@ -185,9 +185,8 @@ class Captioner:
         if calibration is not None:
             distance = feature_distance(encoded.features[index].mean(axis=0),
                                         calibration.feature_center, calibration.feature_scale)
-            runner_up = hyps[1].score if len(hyps) > 1 else None
             confidence = calibration.confidence(
-                caption_signals(best.score, runner_up, words, probs, tag_words, distance))
+                caption_signals(best.score, alternatives, words, probs, tag_words, distance))
         return CaptionResult(" ".join(words), words, best.score, alternatives, attention, tags,
                              confidence)
 

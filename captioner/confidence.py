@@ -1,8 +1,10 @@
 """How sure a caption is: a number in [0, 1] that predicts whether the caption is right.
 
-Four signals, combined by a logistic model fitted per bundle (training/calibrate.py, on the
+Signals, combined by a logistic model fitted per bundle (training/calibrate.py, on the
 Flickr8k dev split and coco_ood) and stored in its `calibration.json`:
-- the caption's own length-normalised log-probability and its margin over the runner-up;
+- the caption's own length-normalised log-probability, its margin over the runner-up, and how
+  much the n-best alternatives agree with it (words in common: a model that is sure writes
+  the same sentence several ways);
 - agreement with the tags: how much tag probability the caption's words carry, and whether
   the photo has a sure tag the caption leaves out;
 - how far the photo's features lie from the training photos' (a z-score distance of the mean
@@ -18,7 +20,8 @@ import numpy as np
 
 from captioner.tags import mentioned
 
-SIGNALS = ("score", "margin", "tag_agreement", "top_tag_missing", "distance")
+SIGNALS = ("score", "margin", "consensus", "length", "top_tag", "tag_agreement", "top_tag_missing",
+           "distance")
 
 
 @dataclass(frozen=True)
@@ -63,16 +66,30 @@ def feature_distance(mean_feature: np.ndarray, center: np.ndarray, scale: np.nda
     return float(np.sqrt(np.mean(((mean_feature - center) / scale) ** 2)))
 
 
-def caption_signals(score: float, runner_up: float | None, words: Sequence[str],
+def consensus(words: Sequence[str], alternatives: Sequence[str]) -> float:
+    """Mean word-overlap F1 of the caption with the other n-best captions (1.0: none)."""
+    mine = set(words)
+    scores = []
+    for other in alternatives:
+        theirs = set(other.split())
+        common = len(mine & theirs)
+        scores.append(2 * common / max(len(mine) + len(theirs), 1))
+    return float(np.mean(scores)) if scores else 1.0
+
+
+def caption_signals(score: float, alternatives: Sequence[tuple[str, float]], words: Sequence[str],
                     tag_probs: np.ndarray | None, tag_words: Sequence[str],
                     distance: float) -> np.ndarray:
-    """The SIGNALS of one caption, in order."""
-    margin = score - runner_up if runner_up is not None else 1.0
-    agreement, missing = 0.0, 0.0
+    """The SIGNALS of one caption, in order; `alternatives` is the n-best list, best first."""
+    margin = score - alternatives[1][1] if len(alternatives) > 1 else 1.0
+    agree = consensus(words, [text for text, _ in alternatives[1:]])
+    agreement, missing, top_p = 0.0, 0.0, 0.0
     if tag_probs is not None:
         for i in np.nonzero(tag_probs >= 0.05)[0]:
             if mentioned(tag_words[int(i)], words):
                 agreement += float(tag_probs[i])
         top = int(np.argmax(tag_probs))
-        missing = float(tag_probs[top]) if not mentioned(tag_words[top], words) else 0.0
-    return np.array([score, min(margin, 1.0), agreement, missing, distance], dtype=np.float64)
+        top_p = float(tag_probs[top])
+        missing = top_p if not mentioned(tag_words[top], words) else 0.0
+    return np.array([score, min(margin, 1.0), agree, len(words), top_p, agreement, missing, distance],
+                    dtype=np.float64)

@@ -96,34 +96,27 @@ def test_retrieval_prefers_captions_with_the_sure_tags() -> None:
 
 
 def test_confidence_rises_with_score_and_tag_agreement() -> None:
-    cal = Calibration((1.0, 0.0, 1.0, -1.0, -1.0), 0.0, (0.0,) * 5, (1.0,) * 5,
+    cal = Calibration((1.0, 0.0, 1.0, 0.0, 0.0, 1.0, -1.0, -1.0), 0.0, (0.0,) * 8, (1.0,) * 8,
                       np.zeros(3, np.float32), np.ones(3, np.float32))
     probs, words = np.array([0.8, 0.1]), ["dog", "ball"]
-    sure = caption_signals(-0.3, -0.9, "a dog runs".split(), probs, words, 0.5)
-    off = caption_signals(-0.3, -0.9, "a man runs".split(), probs, words, 0.5)
+    nbest = [("a dog runs", -0.3), ("a dog is running", -0.9)]
+    sure = caption_signals(-0.3, nbest, "a dog runs".split(), probs, words, 0.5)
+    off = caption_signals(-0.3, nbest, "a man runs".split(), probs, words, 0.5)
     assert cal.confidence(sure) > cal.confidence(off)
     assert 0.0 < cal.confidence(off) < 1.0
     assert feature_distance(np.array([1.0, 1.0, 1.0]), np.zeros(3), np.ones(3)) == pytest.approx(1.0)
     assert Calibration.from_json(cal.to_json()).weights == cal.weights
 
 
-def test_tagged_decoder_exports_with_parity_and_captions_carry_tags(tmp_path, flickr_dir) -> None:
+def test_tagged_decoder_exports_with_parity_and_captions_carry_tags(tmp_path_factory, flickr_dir
+                                                                   ) -> None:
     """A decoder that reads tags goes through export (parity checked) and `Captioner` returns
     tags with probabilities; the dog photo's best tag is "dog"."""
     from captioner.captioner import Captioner
-    from export.bundle_writer import ExportConfig, write_bundle
+    from tests.test_keywords import DOG_PHOTO, session_tagged_bundle
 
-    table = load_tag_table()
-    vocab = caption_vocabulary(["a dog runs on the grass"], [], 1, table.words)
-    torch.manual_seed(0)
-    cfg = DecoderConfig(len(vocab), 1280, 49, 32, 32, 32, 0.0, tag_count=len(table.words))
-    decoder = CaptionDecoder(cfg)
-    decoder.set_tag_words([vocab.index[w] for w in table.words])
-    photo = flickr_dir / "images" / "1001773457_577c3a7d70.jpg"  # two dogs
-    out = write_bundle(decoder, vocab, "efficientnet_lite0", 6, tmp_path / "tagged",
-                       ExportConfig(name="tagged", parity_images=[photo]))
-    cap = Captioner(out, provider="cpu", variant="fp32")
-    assert cap.reads_tags and cap.bundle.tag_words == table.words
-    ((_, result),) = list(cap.caption_files([photo]))
+    cap = Captioner(session_tagged_bundle(tmp_path_factory, flickr_dir), provider="cpu", variant="fp32")
+    assert cap.reads_tags and cap.bundle.tag_words == load_tag_table().words
+    ((_, result),) = list(cap.caption_files([flickr_dir / "images" / DOG_PHOTO]))
     assert result.tags and result.tags[0].word == "dog" and result.tags[0].p > 0.5
     assert result.confidence is None  # not calibrated: no number pretends to be one

@@ -57,9 +57,9 @@ def run_split(cap: Captioner, split: CaptionSet, batch: int = 32) -> tuple[Score
         images = [load_image(p, draft_size=spec.size) for p in split.paths[start:start + batch]]
         enc = cap.encode(preprocess_batch(images, spec))
         for i, result in enumerate(cap.decode(enc, CaptionOptions(beam_size=3))):
-            runner_up = result.alternatives[1][1] if len(result.alternatives) > 1 else None
             probs = enc.tags[i] if enc.tags is not None else None
-            rows.append(caption_signals(result.score, runner_up, result.words, probs, words, 0.0))
+            rows.append(caption_signals(result.score, result.alternatives, result.words, probs,
+                                        words, 0.0))
             means.append(enc.features[i].mean(axis=0))
             texts.append(result.text)
     cider = per_photo_cider(split.captions, texts)
@@ -107,6 +107,8 @@ def main() -> None:
     p.add_argument("--flickr", type=Path, required=True)
     p.add_argument("--ood", type=Path, required=True)
     p.add_argument("--train-sample", type=int, default=800, help="training photos for the centre")
+    p.add_argument("--workdir", type=Path, default=Path("runs/calibrate"),
+                   help="where the signals and per-photo CIDEr of every split are kept (signals.npz)")
     args = p.parse_args()
     splits = load_splits("flickr8k", args.flickr)
     cap = Captioner(args.bundle, provider="cpu", variant="fp32")
@@ -120,6 +122,9 @@ def main() -> None:
     ood, _ = run_split(cap, folder_split(args.ood))
     test, _ = run_split(cap, splits["test"])
     x_dev, x_ood, x_test = (with_distance(s, center, scale) for s in (dev, ood, test))
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    np.savez(args.workdir / "signals.npz", x_dev=x_dev, x_ood=x_ood, x_test=x_test,
+             c_dev=dev.cider, c_ood=ood.cider, c_test=test.cider)
     cal = make_calibration(np.vstack([x_dev, x_ood]), np.concatenate([dev.cider, ood.cider]), center, scale)
     report = spearman_report(cal, (x_dev, dev), (x_ood, ood), (x_test, test), center, scale)
     print(json.dumps(report, indent=1))
