@@ -12,6 +12,7 @@ every caption, --write-metadata looks inside the photo, and --overwrite redoes e
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -141,6 +142,8 @@ def check_archive_options(args: argparse.Namespace) -> None:
         raise CaptionerError("--out-dir says where caption files go: add --sidecar")
     if args.actors is not None and not args.ray:
         raise CaptionerError("--actors is for --ray")
+    if args.ray and importlib.util.find_spec("ray") is None:
+        raise CaptionerError("--ray needs Ray Data: pip install 'captioner[cluster]'")
     if args.jsonl and args.jsonl != STDOUT:
         for option, other in (("--json", args.json), ("--csv", args.csv)):
             if other is not None and same_file(Path(args.jsonl), other):
