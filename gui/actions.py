@@ -68,6 +68,8 @@ SPECS = (
     Spec("play", "Play attention", ("Alt+P",), "Show the attention of each word in turn"),
     Spec("bigger", "&Larger thumbnails", (SK.ZoomIn, "Ctrl+=")),
     Spec("smaller", "&Smaller thumbnails", (SK.ZoomOut,)),
+    Spec("preview_zoom", "Preview: fit / &100 %", ("Ctrl+0",),
+         "Show the photo at its own size or fitted (wheel over the photo zooms, drag pans)"),
     Spec("spotlight", "S&potlight overlay", ("Ctrl+Shift+H",), "Dim what the model ignored instead of heat"),
     Spec("shortcuts", "&Keyboard shortcuts", (SK.HelpContents,)),
     Spec("about", "&About Captioner"),
@@ -80,7 +82,7 @@ MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
     ("&Caption", ("caption_selected", "caption_all", "caption_uncaptioned", "caption_all_replace", "cancel",
                   None, "accept")),
     ("&Go", ("next", "previous", "next_uncaptioned", "find", None, "word_next", "word_previous", "play")),
-    ("&View", ("bigger", "smaller", "spotlight", "log")),
+    ("&View", ("bigger", "smaller", "preview_zoom", "spotlight", "tag_pane", "log")),
     ("&Help", ("shortcuts", "about")),
 )
 TOOLBAR = ("open_folder", None, "caption_selected", "caption_all", "cancel", None, "save", "save_all",
@@ -123,8 +125,13 @@ def install(window: QMainWindow, slots: dict[str, Callable[[], object]], history
     undo.setShortcuts(key_sequences((SK.Undo,)))
     redo.setShortcuts(key_sequences((SK.Redo, "Ctrl+Y")))
     log = log_dock.toggleViewAction()
+    tags = QAction("&Tag counts", window)
+    tags.setCheckable(True)
+    tags.setChecked(True)
+    tags.setStatusTip("Show or hide the count of each tag in the listed photos")
+    tags.toggled.connect(lambda _on: slots["tag_pane"]())
     log.setShortcut(QKeySequence("Ctrl+L"))
-    for name, action in (("undo", undo), ("redo", redo), ("log", log)):
+    for name, action in (("undo", undo), ("redo", redo), ("log", log), ("tag_pane", tags)):
         action.setObjectName(name)
         window.addAction(action)
         actions[name] = action

@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         self.photos.backend = self.models.backend
         self.page = PhotosPage(self.photos, self)
         self.video_panel = VideoPanel(self, self.models.backend)
+        self.video_panel.model.low_confidence = self.settings.low_confidence
         self._build_ui()
         self._build_actions()
         self._connect()
@@ -109,7 +110,8 @@ class MainWindow(QMainWindow):
             "export_json": lambda: self.export("json"), "export_csv": lambda: self.export("csv"),
             "write_alt_text": photos.write_alt_text, "remove": photos.remove_selected,
             "clear": photos.clear_list, "quit": self.close, "revert": photos.revert_selected,
-            "replace": self.find_replace,
+            "replace": self.find_replace, "preview_zoom": page.preview.toggle_zoom,
+            "tag_pane": lambda: page.tag_pane.setVisible(self.actions_by_name["tag_pane"].isChecked()),
             "settings": self.open_settings, "caption_selected": photos.caption_selected,
             "caption_all": photos.caption_all, "caption_uncaptioned": photos.caption_uncaptioned,
             "caption_all_replace": photos.caption_all_replacing, "cancel": self.run_status.cancel,
@@ -222,6 +224,8 @@ class MainWindow(QMainWindow):
             self.actions_by_name["spotlight"].setChecked(new.overlay_style == "spotlight")
         if new.low_confidence != old.low_confidence:
             self.page.set_low_confidence(new.low_confidence)
+            self.video_panel.model.low_confidence = new.low_confidence
+            self.video_panel.table.viewport().update()
 
     def toggle_spotlight(self) -> None:
         self.settings.overlay_style = "spotlight" if self.actions_by_name["spotlight"].isChecked() else "heat"

@@ -40,7 +40,7 @@ from gui.models.image_list import (
     tag_terms,
 )
 from gui.models.items import ImageItem, Source
-from gui.models.thumbnails import ImageLoader
+from gui.models.thumbnails import ImageLoader, natural_size
 from gui.widgets.caption_editor import CaptionEditor, insert_word, word_spans
 from gui.widgets.confidence import ConfidenceMeter
 from gui.widgets.nbest import NBestList, per_word_probability
@@ -53,6 +53,7 @@ from gui.widgets.word_strip import AttentionStrip
 PREVIEW_PX = 1600
 THUMB_STEPS = (64, 96, 128, 160, 200, 256, 320)
 PREVIEW_CACHE = 12
+FULL_PX = 8192  # the longest side loaded for 100 % and more
 
 
 def align_words(edited: list[str], model: list[str]) -> dict[int, int]:
@@ -78,6 +79,9 @@ class PhotosPage(QWidget):
         self._previews = ImageLoader(PREVIEW_PX, threads=1, batch=2, parent=self)
         self._previews.loaded.connect(self._on_preview_loaded)
         self._previews.failed.connect(self._on_preview_failed)
+        self._full = ImageLoader(FULL_PX, threads=1, batch=1, parent=self)  # zoomed past the preview
+        self._full.loaded.connect(self._on_full_loaded)
+        self._full_path: Path | None = None  # the photo the preview shows at full size, if any
         self._preview_cache: OrderedDict = OrderedDict()
         self._pinned = -1  # model word index pinned on the overlay
         self._hovered = -1  # model word index under the mouse (strip or editor)
@@ -171,6 +175,7 @@ class PhotosPage(QWidget):
         self.preview.set_overlay_style(self.settings.overlay_style, self.settings.overlay_opacity)
         self.preview.set_message("Select a photo to see it here.")
         self.preview.clicked.connect(lambda: self.pin_word(-1))
+        self.preview.detail_wanted.connect(self._load_full)
         layout.addWidget(self.preview, 1)
         self.strip = AttentionStrip()
         self.strip.hovered.connect(self._on_strip_hover)
@@ -320,6 +325,8 @@ class PhotosPage(QWidget):
                 flags = QItemSelectionModel.SelectionFlag.ClearAndSelect
                 self.grid.selectionModel().setCurrentIndex(index, flags)
         self._pinned = self._hovered = -1
+        self.preview.reset_zoom()
+        self._full_path = None
         self.refresh_current()
 
     def _on_thumbnail_ready(self, path: object) -> None:
@@ -536,7 +543,7 @@ class PhotosPage(QWidget):
         cached = self._preview_cache.get(item.path)
         if cached is not None:
             self._preview_cache.move_to_end(item.path)
-            self.preview.set_pixmap(cached)
+            self.preview.set_pixmap(*cached)
             return
         broken = self.thumbnails.broken_reason(item.path)
         if broken:
@@ -555,12 +562,27 @@ class PhotosPage(QWidget):
         return below.data(Role.ITEM) if below.isValid() else None
 
     def _on_preview_loaded(self, path: object, image: QImage) -> None:
-        self._preview_cache[path] = QPixmap.fromImage(image)
+        self._preview_cache[path] = (QPixmap.fromImage(image), "", natural_size(image))
         while len(self._preview_cache) > PREVIEW_CACHE:
             self._preview_cache.popitem(last=False)
         current = self.photos.current()
+        if current is not None and current.path == path and not self._showing_full(path):
+            self.preview.set_pixmap(*self._preview_cache[path])
+
+    def _load_full(self) -> None:
+        """The preview is zoomed past the copy it has: load the photo at its own size."""
+        current = self.photos.current()
+        if current is not None and not self._showing_full(current.path):
+            self._full.request(current.path)
+
+    def _showing_full(self, path: object) -> bool:
+        return self._full_path is not None and self._full_path == path
+
+    def _on_full_loaded(self, path: object, image: QImage) -> None:
+        current = self.photos.current()
         if current is not None and current.path == path:
-            self.preview.set_pixmap(self._preview_cache[path])
+            self._full_path = Path(str(path))
+            self.preview.set_pixmap(QPixmap.fromImage(image), "", natural_size(image))
 
     def _on_preview_failed(self, path: object, reason: str) -> None:
         self.photos.flag_unreadable(Path(str(path)), reason)
@@ -620,6 +642,7 @@ class PhotosPage(QWidget):
 
     def shutdown(self) -> None:
         self._previews.shutdown()
+        self._full.shutdown()
 
 
 def _column(left: int, top: int, right: int, bottom: int) -> tuple[QWidget, QVBoxLayout]:

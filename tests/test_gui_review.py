@@ -164,3 +164,90 @@ def test_find_replace_previews_listed_captions_and_undoes_in_one_step(qtbot, win
     dialog.refresh()
     assert {c.new for c in dialog.changes} == {"puppy on grass", "puppy runs", "hotdog stand", "cat"}
     dialog.reject()
+
+
+def _brightness(widget, point) -> float:
+    colour = widget.grab().toImage().pixelColor(point)
+    return (colour.red() + colour.green() + colour.blue()) / 3
+
+
+def test_preview_zooms_to_full_size_and_the_overlay_stays_on_the_pixels(qtbot, window, tmp_path) -> None:
+    import numpy as np
+    from PIL import Image
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    from gui.widgets.preview import Attention
+
+    photo = tmp_path / "big" / "grey.png"
+    photo.parent.mkdir()
+    Image.new("RGB", (3000, 2000), (128, 128, 128)).save(photo)
+    open_and_wait(qtbot, window, [photo.parent], 1)
+    page, preview = window.page, window.page.preview
+    page.select_item(item(window, photo))
+    qtbot.waitUntil(lambda: photo in page._preview_cache, timeout=20_000)
+    assert preview.scale() is None and preview.natural_size().width() == 3000
+    assert preview.pixmap().width() < 3000  # the fitted copy
+    # the wheel zooms in around the cursor
+    centre = QPointF(preview.rect().center())
+    wheel = QWheelEvent(centre, preview.mapToGlobal(centre), QPoint(), QPoint(0, 120),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(preview, wheel)
+    assert preview.scale() == pytest.approx(preview.fit_scale() * 1.25)
+    # 100 % at the top-left sixth of the photo: the full-size copy is loaded for it
+    fitted = _fitted_rect(preview)
+    preview.reset_zoom()
+    anchor = QPointF(fitted.x() + fitted.width() / 6, fitted.y() + fitted.height() / 6)
+    preview.zoom_to(1.0, anchor)
+    assert preview.scale() == 1.0 and preview.image_rect().width() == 3000
+    qtbot.waitUntil(lambda: preview.pixmap().width() == 3000, timeout=20_000)
+    assert preview.scale() == 1.0  # a sharper copy does not change the view
+    # what is on screen is the photo's top-left cell: its heat shows, the centre cell's does not
+    corner = np.zeros((3, 3), np.float32)
+    corner[0, 0] = 1.0
+    middle = np.zeros((3, 3), np.float32)
+    middle[1, 1] = 1.0
+    preview.set_attention(Attention(corner, "dog", 0, 1))
+    hot = _brightness(preview, preview.rect().center())
+    preview.set_attention(Attention(middle, "dog", 0, 1))
+    cold = _brightness(preview, preview.rect().center())
+    assert hot > cold + 20, (hot, cold)
+    # Ctrl+0 (or a double-click) goes back to fit; a new photo always starts fitted
+    window.actions_by_name["preview_zoom"].trigger()
+    assert preview.scale() is None
+    preview.toggle_zoom()
+    assert preview.scale() == 1.0
+    page.select_item(None)
+    assert preview.scale() is None
+
+
+def _fitted_rect(preview):
+    from PySide6.QtCore import QRectF
+
+    return QRectF(preview.image_rect())
+
+
+def test_video_segments_show_tags_and_doubtful_ones_are_marked(qtbot) -> None:
+    from captioner.segments import Segment
+    from captioner.tags import Tag
+    from gui.video.model import CAPTION, DOUBTFUL_TINT, TAGS, SegmentModel
+
+    model = SegmentModel()
+    model.merge = False
+    tags = (Tag("dog", 0.9), Tag("grass", 0.4))
+    model.add(Segment(0, 2, "a dog on grass", -0.5, 1, confidence=0.3, tags=tags))
+    model.add(Segment(2, 4, "a cat on a sofa", -0.4, 3, confidence=0.9, tags=(Tag("cat", 0.8),)))
+    model.add(Segment(4, 6, "a bird", -0.4, 5))  # no calibration: nothing shown
+    assert model.index(0, TAGS).data() == "dog, grass"
+    assert model.index(0, CAPTION).data(Qt.ItemDataRole.BackgroundRole) == DOUBTFUL_TINT
+    assert model.index(1, CAPTION).data(Qt.ItemDataRole.BackgroundRole) is None
+    assert model.index(0, CAPTION).data(Qt.ItemDataRole.DecorationRole) is not None
+    assert model.index(2, CAPTION).data(Qt.ItemDataRole.DecorationRole) is None
+    assert "confidence 30% (doubtful)" in model.index(0, CAPTION).data(Qt.ItemDataRole.ToolTipRole)
+    assert model.doubtful_count() == 1
+    assert model.setData(model.index(0, CAPTION), "a puppy on grass")  # a person's caption: not marked
+    assert model.doubtful_count() == 0 and model.confidence(0) is None
+    model.low_confidence = 0.95
+    assert model.doubtful_count() == 1

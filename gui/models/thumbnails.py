@@ -39,6 +39,15 @@ def _fitted(width: int, height: int, longest: int, box: tuple[int, int] | None) 
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+NATURAL = "captioner-natural-size"  # QImage text key: the file's own size, upright, "WxH"
+
+
+def natural_size(image: QImage) -> QSize:
+    """The size of the file a loaded image was decoded from (its own size if not recorded)."""
+    width, _, height = image.text(NATURAL).partition("x")
+    return QSize(int(width), int(height)) if width.isdigit() and height.isdigit() else image.size()
+
+
 def read_with_qt(path: Path, longest: int, box: tuple[int, int] | None) -> QImage | None:
     """Decode with Qt (EXIF-upright, JPEG scaled while decoding), or None if Qt cannot.
 
@@ -55,7 +64,10 @@ def read_with_qt(path: Path, longest: int, box: tuple[int, int] | None) -> QImag
     target_w, target_h = _fitted(width, height, longest, box)
     reader.setScaledSize(QSize(target_h, target_w) if rotated else QSize(target_w, target_h))
     image = reader.read()
-    return None if image.isNull() else image
+    if image.isNull():
+        return None
+    image.setText(NATURAL, f"{width}x{height}")
+    return image
 
 
 def load_scaled(path: Path, longest: int, box: tuple[int, int] | None = None) -> QImage:
@@ -66,10 +78,13 @@ def load_scaled(path: Path, longest: int, box: tuple[int, int] | None = None) ->
     if image is not None:
         return image
     img = load_image(path, draft_size=longest)
+    natural = f"{img.width}x{img.height}"  # after a JPEG draft: as close as PIL tells cheaply
     size = _fitted(img.width, img.height, longest, box)
     if size != img.size:
         img = img.resize(size, Image.Resampling.LANCZOS if size[0] < img.width else Image.Resampling.BICUBIC)
-    return pil_to_qimage(img)
+    image = pil_to_qimage(img)
+    image.setText(NATURAL, natural)
+    return image
 
 
 _plugins_loaded = False

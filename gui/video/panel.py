@@ -35,7 +35,7 @@ from captioner.errors import CaptionerError
 from captioner.segments import ImageCaptioner, Segment, VideoJob
 from captioner.subtitles import VideoDocument, write_segments
 from captioner.video import VIDEO_EXTENSIONS, SamplingOptions, VideoInfo, is_video_path
-from gui.video.model import CAPTION, THUMB, TIME, SegmentModel
+from gui.video.model import CAPTION, TAGS, THUMB, TIME, SegmentModel
 from gui.video.worker import FrameWorker, VideoWorker
 
 EXPORTS = (
@@ -136,6 +136,8 @@ class VideoPanel(QWidget):
         header.setSectionResizeMode(TIME, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(TIME, self.table.fontMetrics().horizontalAdvance("00:00:00.0 – 00:00:00.0") + 24)
         header.setSectionResizeMode(CAPTION, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(TAGS, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(TAGS, 160)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.model.dataChanged.connect(self._on_edited)
         self.model.rowsInserted.connect(lambda *_: self._update_exports())
@@ -319,7 +321,10 @@ class VideoPanel(QWidget):
             )
         else:
             self.progress.setValue(1000)
-            self.status.setText(f"{count} segments. Double-click a caption to edit it.")
+            doubtful = self.model.doubtful_count()
+            marked = (f" {doubtful} doubtful (confidence under {self.model.low_confidence:.0%}, "
+                      "tinted red): check those first." if doubtful else "")
+            self.status.setText(f"{count} segments.{marked} Double-click a caption to edit it.")
 
     # -- preview and export -------------------------------------------------------------------
 

@@ -4,6 +4,11 @@ Painting must stay cheap: the GUI thread shares two cores with captioning. So th
 its overlay are composed once per change (image, word, style, size) into a pixmap of exactly
 the displayed size; every repaint after that is a plain blit plus the small legend. The
 overlay itself is computed at a modest resolution and scaled smoothly during composition.
+
+Zoom (wheel around the cursor, double-click or Ctrl+0 for fit / 100 %, drag to pan) draws
+only the visible part of the photo and of the overlay, from the same rectangle, so the heat
+stays on the pixels it belongs to at any scale. 100 % means one pixel of the photo file per
+screen pixel: the page hands in the photo's own size and a full-size copy when one is needed.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -22,12 +27,15 @@ from PySide6.QtGui import (
     QPaintEvent,
     QPen,
     QPixmap,
+    QWheelEvent,
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from gui.widgets.heatmap import colour_bar, overlay_image, peak_cell, peak_ratio
 
 BACKGROUND = QColor(32, 33, 36)
+MAX_SCALE = 8.0  # 800 %: enough to see single pixels
+WHEEL_STEP = 1.25
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ class PreviewWidget(QWidget):
     """Shows one image; paints the attention of one word over it when asked."""
 
     clicked = Signal()
+    detail_wanted = Signal()  # zoomed in past the loaded copy's resolution: load the full photo
+    zoom_changed = Signal(object)  # the scale (photo px -> screen px), None when fitted
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -60,15 +70,100 @@ class PreviewWidget(QWidget):
         self._frame_key: tuple = ()
         self.style_name, self.opacity = "heat", 0.65
         self._bar = colour_bar(120, 8)
+        self._natural = QSize()  # the photo file's size (upright); empty: the pixmap's own
+        self._scale: float | None = None  # None: fitted to the widget
+        self._centre = QPointF(0.5, 0.5)  # the photo point (0-1) at the widget's centre
+        self._press: QPoint | None = None
+        self._dragged = False
 
     def sizeHint(self) -> QSize:
         return QSize(640, 480)
 
     # --- state ---------------------------------------------------------------------------
-    def set_pixmap(self, pixmap: QPixmap | None, message: str = "") -> None:
+    def set_pixmap(self, pixmap: QPixmap | None, message: str = "", natural: QSize | None = None) -> None:
+        """Show a photo (a copy of any size); `natural` is the file's own size, for 100 %. The
+        zoom stays: a sharper copy of the same photo replaces a smaller one in place."""
         self._pixmap, self._message = pixmap, message
+        self._natural = QSize(natural) if natural is not None and natural.isValid() else QSize()
         self._overlay = None
         self.update()
+        self._want_detail()
+
+    # --- zoom ------------------------------------------------------------------------------
+    def natural_size(self) -> QSize:
+        if self._natural.isValid() and not self._natural.isEmpty():
+            return self._natural
+        return self._pixmap.size() if self._pixmap is not None else QSize()
+
+    def scale(self) -> float | None:
+        """Photo pixels to screen pixels; None when the photo is fitted to the widget."""
+        return self._scale
+
+    def fit_scale(self) -> float:
+        natural, area = self.natural_size(), self.rect().adjusted(8, 8, -8, -8)
+        if natural.isEmpty():
+            return 1.0
+        return min(area.width() / natural.width(), area.height() / natural.height())
+
+    def reset_zoom(self) -> None:
+        """Back to fit (a new photo is shown fitted)."""
+        self._set_scale(None)
+
+    def toggle_zoom(self, anchor: QPointF | None = None) -> None:
+        """Fit <-> 100 %, keeping the photo point under `anchor` (default: the centre) still."""
+        self.zoom_to(None if self._scale is not None else 1.0, anchor)
+
+    def zoom_to(self, scale: float | None, anchor: QPointF | None = None) -> None:
+        if self._pixmap is None or self._pixmap.isNull():
+            return
+        anchor = anchor if anchor is not None else QPointF(self.rect().center())
+        before = self._photo_point(anchor)
+        if scale is not None:
+            scale = min(scale, MAX_SCALE)
+            if scale <= self.fit_scale() * 1.001:
+                scale = None
+        self._set_scale(scale)
+        if scale is not None:  # keep the photo point under the anchor where it was
+            size = self.image_rect().size()
+            centre = QPointF(self.rect().center())
+            self._centre = QPointF(before.x() - (anchor.x() - centre.x()) / size.width(),
+                                   before.y() - (anchor.y() - centre.y()) / size.height())
+            self._clamp_centre()
+        self.update()
+        self._want_detail()
+
+    def _set_scale(self, scale: float | None) -> None:
+        if scale != self._scale:
+            self._scale = scale
+            if scale is None:
+                self._centre = QPointF(0.5, 0.5)
+            self.update()
+            self.zoom_changed.emit(scale)
+
+    def _photo_point(self, pos: QPointF) -> QPointF:
+        """The photo point (0-1 in each direction) under a widget position."""
+        rect = self.image_rect()
+        if rect.isEmpty():
+            return QPointF(0.5, 0.5)
+        return QPointF((pos.x() - rect.x()) / rect.width(), (pos.y() - rect.y()) / rect.height())
+
+    def _clamp_centre(self) -> None:
+        """A zoomed photo never leaves empty space on a side it could fill."""
+        rect, area = self.image_rect(), self.rect()
+        if rect.isEmpty():
+            return
+        x, y = self._centre.x(), self._centre.y()
+        half_w, half_h = area.width() / 2 / rect.width(), area.height() / 2 / rect.height()
+        x = 0.5 if half_w >= 0.5 else min(max(x, half_w), 1 - half_w)
+        y = 0.5 if half_h >= 0.5 else min(max(y, half_h), 1 - half_h)
+        self._centre = QPointF(x, y)
+
+    def _want_detail(self) -> None:
+        """Zoomed past what the loaded copy holds: ask for the photo at full size."""
+        if self._scale is not None and self._pixmap is not None and not self._pixmap.isNull():
+            if self.image_rect().width() > self._pixmap.width() * 1.05 \
+                    and self._pixmap.size() != self.natural_size():
+                self.detail_wanted.emit()
 
     def pixmap(self) -> QPixmap | None:
         return self._pixmap
@@ -97,9 +192,16 @@ class PreviewWidget(QWidget):
 
     def image_rect(self) -> QRect:
         """Where the photo is drawn: fitted, centred, aspect kept (a photo already fitted to
-        fit_box() is used at its own size, so no pixel is rescaled)."""
+        fit_box() is used at its own size, so no pixel is rescaled); zoomed, the whole photo's
+        rectangle at that scale, mostly outside the widget."""
         if self._pixmap is None or self._pixmap.isNull():
             return QRect()
+        if self._scale is not None:
+            natural = self.natural_size()
+            width, height = round(natural.width() * self._scale), round(natural.height() * self._scale)
+            centre = self.rect().center()
+            return QRect(round(centre.x() - self._centre.x() * width),
+                         round(centre.y() - self._centre.y() * height), max(width, 1), max(height, 1))
         area = self.rect().adjusted(8, 8, -8, -8)
         size = self._pixmap.size()
         fits = size.width() <= area.width() and size.height() <= area.height()
@@ -155,8 +257,45 @@ class PreviewWidget(QWidget):
         if target.isNull():
             self._paint_message(painter)
             return
-        painter.drawPixmap(target.topLeft(), self._composed(target))
+        if self._scale is None:
+            painter.drawPixmap(target.topLeft(), self._composed(target))
+        else:
+            self._paint_zoomed(painter, target)
         painter.end()
+
+    def _paint_zoomed(self, painter: QPainter, target: QRect) -> None:
+        """Only the visible part: of the photo, then of the overlay, through the same mapping."""
+        assert self._pixmap is not None
+        visible = QRectF(target.intersected(self.rect()))
+        if visible.isEmpty():
+            return
+
+        def source(width: int, height: int) -> QRectF:
+            sx, sy = width / target.width(), height / target.height()
+            return QRectF((visible.x() - target.x()) * sx, (visible.y() - target.y()) * sy,
+                          visible.width() * sx, visible.height() * sy)
+
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, (self._scale or 1.0) < 2.0)
+        painter.drawPixmap(visible, self._pixmap, source(self._pixmap.width(), self._pixmap.height()))
+        overlay = self.overlay()
+        if overlay is not None and self._attention is not None:
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            painter.drawImage(visible, overlay, source(overlay.width(), overlay.height()))
+            self._paint_peak(painter, target)
+            self._paint_legend(painter, visible.toRect(), self._attention)
+        self._paint_scale(painter)
+
+    def _paint_scale(self, painter: QPainter) -> None:
+        text = f"{(self._scale or 0) * 100:.0f} % · double-click: fit"
+        font = QFont(self.font())
+        painter.setFont(font)
+        width = QFontMetrics(font).horizontalAdvance(text) + 16
+        box = QRect(self.width() - width - 8, 8, width, QFontMetrics(font).height() + 8)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(0, 0, 0, 160))
+        painter.drawRoundedRect(box, 6, 6)
+        painter.setPen(QColor(235, 235, 240))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
 
     def _paint_message(self, painter: QPainter) -> None:
         if not self._message:
@@ -210,7 +349,47 @@ class PreviewWidget(QWidget):
         if self.style_name == "heat":
             painter.drawImage(QRect(box.left() + 12, box.bottom() - 14, box.width() - 24, 6), self._bar)
 
+    # --- mouse ------------------------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
-            self.clicked.emit()
+            self._press, self._dragged = event.position().toPoint(), False
         super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._press is not None and self._scale is not None:
+            delta = event.position().toPoint() - self._press
+            if self._dragged or delta.manhattanLength() > 3:
+                rect = self.image_rect()
+                self._dragged, self._press = True, event.position().toPoint()
+                self._centre -= QPointF(delta.x() / rect.width(), delta.y() / rect.height())
+                self._clamp_centre()
+                self.setCursor(Qt.CursorShape.ClosedHandCursor)
+                self.update()
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self._press is not None:
+            if not self._dragged:
+                self.clicked.emit()
+            self._press = None
+            self.unsetCursor()
+        super().mouseReleaseEvent(event)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.toggle_zoom(event.position())
+        super().mouseDoubleClickEvent(event)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        steps = event.angleDelta().y() / 120
+        if not steps or self._pixmap is None or self._pixmap.isNull():
+            super().wheelEvent(event)
+            return
+        current = self._scale if self._scale is not None else self.fit_scale()
+        self.zoom_to(current * WHEEL_STEP ** steps, event.position())
+        event.accept()
+
+    def resizeEvent(self, event: object) -> None:
+        if self._scale is not None:
+            self._clamp_centre()
+        super().resizeEvent(event)  # type: ignore[arg-type]
