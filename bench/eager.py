@@ -20,8 +20,9 @@ from captioner.captioner import Captioner, CaptionOptions, CaptionResult, Encode
 from captioner.errors import CaptionerError
 from captioner.images import load_image, preprocess_batch
 from captioner.search import beam_search
-from export.bundle_writer import load_checkpoint, tag_head_for
+from export.bundle_writer import tag_head_for
 from export.to_onnx import EncoderGraph
+from training.checkpoint import load_checkpoint
 from training.encoders import get_encoder
 
 

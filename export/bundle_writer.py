@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from captioner.bundle import TAGS, Manifest, Variant, write_manifest, write_tag_words
 from captioner.images import load_image, preprocess_batch
 from captioner.vocab import Vocabulary
 from export.parity import check_parity
 from export.to_onnx import export_encoder, export_step
+from training.checkpoint import load_checkpoint
 from training.encoders import get_encoder
-from training.model import CaptionDecoder, DecoderConfig
+from training.model import CaptionDecoder
 from training.tags import TagHead, build_tag_head, load_tag_table
 
 
@@ -35,13 +35,6 @@ class ExportConfig:
     parity_images: list[Path] = field(default_factory=list)
     training: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, Any] = field(default_factory=dict)
-
-
-def load_checkpoint(path: Path) -> tuple[CaptionDecoder, Vocabulary, dict[str, Any]]:
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    decoder = CaptionDecoder(DecoderConfig(**ckpt["decoder_config"]))
-    decoder.load_state_dict(ckpt["model"])
-    return decoder.eval(), Vocabulary(ckpt["vocab"]), ckpt
 
 
 def parity_batch(paths: list[Path], size: int, spec: Any) -> np.ndarray:
@@ -112,13 +105,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default=None)
     parser.add_argument("--quantize", action="store_true")
     parser.add_argument("--parity-images", type=Path, nargs="*", default=[])
+    parser.add_argument("--evaluate", type=Path, metavar="DATA", help="then score the bundle on "
+                        "this dataset's test split (training.evaluate)")
+    parser.add_argument("--dataset", default="flickr8k", choices=["flickr8k", "coco", "sidecar"])
+    parser.add_argument("--annotations", type=Path)
+    parser.add_argument("--eval-beams", type=int, nargs="*", default=[1, 3, 5])
+    parser.add_argument("--workdir", type=Path, default=Path("runs/eval"))
     args = parser.parse_args(argv)
     decoder, vocab, ckpt = load_checkpoint(args.checkpoint)
+    training = {**ckpt.get("training", {}), "history": ckpt.get("history", [])}
     cfg = ExportConfig(name=args.name or args.out.name, quantize=args.quantize,
-                       parity_images=args.parity_images, training=ckpt.get("training", {}),
+                       parity_images=args.parity_images, training=training,
                        scores=ckpt.get("scores", {}))
     write_bundle(decoder, vocab, ckpt["encoder"], ckpt["max_length"], args.out, cfg)
     print(f"wrote {args.out}")
+    if args.evaluate and args.eval_beams:
+        from training.data import load_splits
+        from training.evaluate import evaluate_bundle
+
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        test = load_splits(args.dataset, args.evaluate, args.annotations)["test"]
+        evaluate_bundle(args.out, test, args.eval_beams, args.workdir)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from captioner.bundle import DECODER_IO, ENCODER_IO
 from training.model import CaptionDecoder
 from training.tags import TagHead
 
 OPSET = 17
-ENCODER_OUTPUTS = ["features", "keys", "h0", "c0"]
-STEP_INPUTS = ["token", "h", "c", "features", "keys"]
-STEP_OUTPUTS = ["log_probs", "h_out", "c_out", "alpha"]
+# the names are defined once, in captioner.bundle; "tags" is the optional port of both graphs
+ENCODER_OUTPUTS = [p.name for p in ENCODER_IO.outputs if p.required]
+STEP_INPUTS = [p.name for p in DECODER_IO.inputs if p.required]
+STEP_OUTPUTS = [p.name for p in DECODER_IO.outputs]
+TAGS = "tags"
 
 
 class EncoderGraph(nn.Module):
@@ -53,17 +56,6 @@ class StepGraph(nn.Module):
         return self.decoder.step(token, h, c, feats, keys, tags)
 
 
-class BackboneGraph(nn.Module):
-    """Backbone alone, (B,3,S,S) -> (B,N,D): used to precompute training features with ORT."""
-
-    def __init__(self, backbone: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.backbone(image).flatten(2).transpose(1, 2)
-
-
 def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
             dynamic: dict[str, dict[int, str]]) -> None:
     module.eval()
@@ -76,14 +68,9 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
         )
 
 
-def export_backbone(backbone: nn.Module, image_size: int, path: Path) -> None:
-    _export(BackboneGraph(backbone), (torch.zeros(1, 3, image_size, image_size),), path,
-            ["image"], ["grid"], {"image": {0: "batch"}, "grid": {0: "batch"}})
-
-
 def export_encoder(backbone: nn.Module, decoder: CaptionDecoder, image_size: int, path: Path,
                    tag_head: TagHead | None = None) -> None:
-    outputs = ENCODER_OUTPUTS + (["tags"] if tag_head is not None else [])
+    outputs = ENCODER_OUTPUTS + ([TAGS] if tag_head is not None else [])
     dynamic = {name: {0: "batch"} for name in ["image", *outputs]}
     _export(EncoderGraph(backbone, decoder, tag_head), (torch.zeros(1, 3, image_size, image_size),),
             path, ["image"], outputs, dynamic)
@@ -102,6 +89,6 @@ def export_step(decoder: CaptionDecoder, path: Path) -> None:
     inputs = STEP_INPUTS
     if cfg.tag_count:
         args = (*args, torch.full((b, cfg.tag_count), 1.0 / cfg.tag_count))
-        inputs = STEP_INPUTS + ["tags"]
+        inputs = STEP_INPUTS + [TAGS]
     dynamic = {name: {0: "batch"} for name in inputs + STEP_OUTPUTS}
     _export(StepGraph(decoder), args, path, inputs, STEP_OUTPUTS, dynamic)

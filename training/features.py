@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from captioner.images import load_image, preprocess
@@ -31,6 +33,26 @@ def _load(path: Path, info: EncoderInfo) -> np.ndarray:
     return preprocess(load_image(path, draft_size=info.input_spec.size), info.input_spec)
 
 
+class BackboneGraph(torch.nn.Module):
+    """Backbone alone, (B,3,S,S) -> (B,N,D): what the feature cache holds."""
+
+    def __init__(self, backbone: torch.nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.backbone(image).flatten(2).transpose(1, 2)
+
+
+def export_backbone(backbone: torch.nn.Module, image_size: int, path: Path) -> None:
+    """The frozen backbone as an ONNX graph: onnxruntime computes the cache ~5x faster than eager."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(BackboneGraph(backbone).eval(), (torch.zeros(1, 3, image_size, image_size),),
+                          str(path), dynamo=False, opset_version=17, input_names=["image"],
+                          output_names=["grid"], dynamic_axes={"image": {0: "batch"}, "grid": {0: "batch"}})
+
+
 def cached_features(info: EncoderInfo, paths: list[Path], cache_dir: Path, views: int = 1,
                     progress: bool = True) -> np.ndarray:
     """Return a read-only memmap (views, N, grid, D) fp16, computing it on first use."""
@@ -41,8 +63,6 @@ def cached_features(info: EncoderInfo, paths: list[Path], cache_dir: Path, views
         return np.load(data_path, mmap_mode="r")
     backbone_path = cache_dir / f"backbone-{info.name}.onnx"
     if not backbone_path.is_file():
-        from export.to_onnx import export_backbone
-
         export_backbone(info.build(), info.input_spec.size, backbone_path)
     session = make_session(backbone_path, ["CPUExecutionProvider"])
     positions = info.grid[0] * info.grid[1]

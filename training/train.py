@@ -17,6 +17,8 @@ import argparse
 import csv
 import json
 import os
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -494,16 +496,15 @@ def end_of_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: 
 
 
 def finish(args: argparse.Namespace, workdir: Path, ctx: Context) -> Path:
-    """Export the best checkpoint as a bundle, then score it on the test split."""
-    from export.bundle_writer import ExportConfig, load_checkpoint, write_bundle
-    from training.evaluate import evaluate_bundle
-
-    decoder, vocab, ckpt = load_checkpoint(workdir / "best.pt")
-    cfg = ExportConfig(name=args.out.name, training={**ckpt["training"], "history": ckpt["history"]},
-                       parity_images=ctx.splits["val"].paths[:4])
-    write_bundle(decoder, vocab, args.encoder, args.max_length, args.out, cfg)
-    if args.eval_beams:
-        evaluate_bundle(args.out, ctx.splits["test"], args.eval_beams, workdir)
+    """Hand the best checkpoint to the export command (which checks parity, writes the bundle
+    and scores it on the test split), as a user would run it: training never imports export."""
+    command = [sys.executable, "-m", "export.bundle_writer", str(workdir / "best.pt"),
+               "--out", str(args.out), "--workdir", str(workdir),
+               "--parity-images", *map(str, ctx.splits["val"].paths[:4]),
+               "--evaluate", str(args.data), "--dataset", args.dataset,
+               *(["--annotations", str(args.annotations)] if args.annotations else []),
+               "--eval-beams", *map(str, args.eval_beams)]
+    subprocess.run(command, check=True)
     return args.out
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from captioner.vocab import Vocabulary, tokenize
-from export.bundle_writer import load_checkpoint
+from training.checkpoint import load_checkpoint
 from training.cider import CiderD
 from training.data import load_splits
 from training.encoders import get_encoder
