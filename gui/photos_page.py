@@ -161,7 +161,7 @@ class PhotosPage(QWidget):
         self.left_splitter.addWidget(self.tag_pane)
         self.left_splitter.setStretchFactor(0, 1)
         self.left_splitter.setStretchFactor(1, 0)
-        self.left_splitter.setSizes([600, 170])
+        self.left_splitter.setSizes([640, 130])
         layout.addWidget(self.left_splitter, 1)
         self.count_label = QLabel()
         self.count_label.setObjectName("countLabel")
@@ -627,7 +627,10 @@ class PhotosPage(QWidget):
             self._tag_timer.start()
 
     def _count_tags(self) -> None:
-        self.tag_pane.set_counts(count_tags(self.visible_items()), tag_terms(self.filter_edit.text()))
+        listed = self.visible_items()
+        captioned = any(i.result is not None for i in listed)
+        self.tag_pane.set_counts(count_tags(listed), tag_terms(self.filter_edit.text()),
+                                 "no tags: this model writes none" if captioned else "")
 
     def zoom(self, direction: int) -> None:
         """One step larger (+1) or smaller (-1) thumbnails; the size is a setting."""

@@ -6,7 +6,7 @@ meter's text and tooltips. A caption without a confidence shows nothing (never a
 from __future__ import annotations
 
 from PySide6.QtCore import QRect, QSize, Qt
-from PySide6.QtGui import QColor, QPainter, QPaintEvent
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 LOW = QColor(215, 50, 50)
@@ -40,6 +40,26 @@ def paint_meter(painter: QPainter, rect: QRect, confidence: float, low: float) -
     filled = QRect(rect.x(), rect.y(), max(rect.height(), round(rect.width() * confidence)), rect.height())
     painter.setBrush(confidence_colour(confidence, low))
     painter.drawRoundedRect(filled, radius, radius)
+    painter.restore()
+
+
+def paint_pill(painter: QPainter, corner: QRect, confidence: float, low: float) -> None:
+    """The tile's mark: "32%" on the confidence's colour, in the bottom-left of `corner` (the
+    thumbnail), readable at a glance in a grid of hundreds."""
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    font = QFont(painter.font())
+    font.setPixelSize(11)
+    font.setBold(True)
+    painter.setFont(font)
+    text = f"{confidence:.0%}"
+    width = QFontMetrics(font).horizontalAdvance(text) + 10
+    pill = QRect(corner.left() + 4, corner.bottom() - 19, width, 16)
+    painter.setPen(QPen(QColor(255, 255, 255, 200), 1))
+    painter.setBrush(confidence_colour(confidence, low))
+    painter.drawRoundedRect(pill, 8, 8)
+    painter.setPen(QColor(255, 255, 255))
+    painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
     painter.restore()
 
 

@@ -58,9 +58,10 @@ class TagPane(QWidget):
         layout.addWidget(self.tree, 1)
         self._shown: tuple = ()
 
-    def set_counts(self, counts: list[tuple[str, int]], active: list[str]) -> None:
-        """Show these counts; the tags the list is filtered by are bold."""
-        key = (tuple(counts), tuple(active))
+    def set_counts(self, counts: list[tuple[str, int]], active: list[str], empty: str = "") -> None:
+        """Show these counts; the tags the list is filtered by are bold; `empty` says why
+        there are none."""
+        key = (tuple(counts), tuple(active), empty)
         if key == self._shown:
             return
         self._shown = key
@@ -77,7 +78,7 @@ class TagPane(QWidget):
                 row.setText(0, f"✓ {word}")
             self.tree.addTopLevelItem(row)
         if not counts:
-            row = QTreeWidgetItem(["no tags yet (caption the photos)", ""])
+            row = QTreeWidgetItem([empty or "no tags yet (caption the photos)", ""])
             row.setFlags(Qt.ItemFlag.NoItemFlags)
             row.setData(0, WORD_ROLE, "")
             self.tree.addTopLevelItem(row)

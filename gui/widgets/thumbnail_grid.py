@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from gui.models.image_list import Role
 from gui.models.items import ImageItem, Status
-from gui.widgets.confidence import paint_meter
+from gui.widgets.confidence import paint_pill
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 UNSAVED = QColor(235, 140, 20)
@@ -70,9 +70,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
         shown = self._paint_thumbnail(painter, thumb_box, index, item)
         self._paint_badge(painter, thumb_box, item)
         if item.confidence is not None:
-            width = min(60, shown.width() - 12)
-            meter = QRect(shown.left() + 6, shown.bottom() - 11, max(width, 16), 6)
-            paint_meter(painter, meter, item.confidence, self.low_confidence)
+            paint_pill(painter, shown, item.confidence, self.low_confidence)
         self._paint_text(painter, option, rect, thumb_box, item, selected)
         painter.restore()
 

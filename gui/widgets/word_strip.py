@@ -10,7 +10,15 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QPainter, QPixmap
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from gui.widgets.heatmap import overlay_image
 
@@ -64,7 +72,7 @@ class AttentionStrip(QScrollArea):
         self._hint = QLabel()
         self.per_word = QLabel()  # the average word probability: for those who want it
         self.per_word.setObjectName("perWord")
-        self.per_word.setStyleSheet("color: gray;")
+        self.per_word.setStyleSheet("color: gray; font-size: 9px;")
         self.per_word.setToolTip("The average probability the model gave each word of its caption "
                                  "(geometric mean). It runs high even for wrong captions: the "
                                  "confidence beside the editor is the calibrated one.")
@@ -77,9 +85,14 @@ class AttentionStrip(QScrollArea):
         self._icon_key: tuple = ()
         self._icons: dict[int, QIcon] = {}  # model word -> its chip icon, for the map shown
         self._layout.addWidget(self._hint)
-        self._layout.addWidget(self.play_button)
+        controls = QWidget()  # ▶ with the average word probability under it: no width taken
+        column = QVBoxLayout(controls)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        column.addWidget(self.play_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        column.addWidget(self.per_word, 0, Qt.AlignmentFlag.AlignHCenter)
+        self._layout.addWidget(controls)
         self._layout.addStretch(1)
-        self._layout.addWidget(self.per_word)
         self.set_words([], None, None, "heat", 0.65)
 
     def set_words(
@@ -119,7 +132,7 @@ class AttentionStrip(QScrollArea):
         self._hint.hide()
         self.play_button.show()
         while len(self._pool) < len(words):
-            self._layout.insertWidget(self._layout.count() - 2, self._chip(len(self._pool)))
+            self._layout.insertWidget(self._layout.count() - 1, self._chip(len(self._pool)))
         icon_key = (id(attention), thumb_key, style, opacity)
         if icon_key != self._icon_key:
             self._icon_key, self._icons = icon_key, {}
