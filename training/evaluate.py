@@ -52,7 +52,8 @@ def evaluate_bundle(bundle_dir: Path, split: CaptionSet, beams: list[int], workd
         (workdir / f"{name}_captions_beam{beam}.json").write_text(json.dumps(
             {p.name: c for p, c in zip(split.paths, captions)}, indent=1))
         if beam == sheet_beam:
-            contact_sheet(split, captions, workdir / f"{name}_contact_sheet.png")
+            sheet = "contact_sheet.png" if name == "test" else f"{name}_contact_sheet.png"
+            contact_sheet(split, captions, workdir / sheet)
     if not use_tags:
         return scores
     bundle = load_bundle(bundle_dir)
