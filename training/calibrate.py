@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from captioner.bundle import CALIBRATION, load_bundle, write_manifest
+from captioner.bundle import CALIBRATION, MANIFEST, Manifest, load_bundle, write_manifest
 from captioner.captioner import Captioner, CaptionOptions
 from captioner.confidence import Calibration, caption_signals, feature_distance
 from captioner.images import load_image, preprocess_batch
@@ -111,6 +111,7 @@ def main() -> None:
                    help="where the signals and per-photo CIDEr of every split are kept (signals.npz)")
     args = p.parse_args()
     splits = load_splits("flickr8k", args.flickr)
+    forget_calibration(args.bundle)
     cap = Captioner(args.bundle, provider="cpu", variant="fp32")
     spec = cap.bundle.manifest.input_spec
     sample = splits["train"].paths[:: max(len(splits["train"]) // args.train_sample, 1)]
@@ -118,13 +119,15 @@ def main() -> None:
         [load_image(q, draft_size=spec.size) for q in sample[i:i + 32]], spec)).features.mean(axis=1)
         for i in range(0, len(sample), 32)])
     center, scale = feats.mean(axis=0), feats.std(axis=0) + 1e-3
-    dev, _ = run_split(cap, splits["val"])
-    ood, _ = run_split(cap, folder_split(args.ood))
-    test, _ = run_split(cap, splits["test"])
+    dev, t_dev = run_split(cap, splits["val"])
+    ood, t_ood = run_split(cap, folder_split(args.ood))
+    test, t_test = run_split(cap, splits["test"])
     x_dev, x_ood, x_test = (with_distance(s, center, scale) for s in (dev, ood, test))
     args.workdir.mkdir(parents=True, exist_ok=True)
     np.savez(args.workdir / "signals.npz", x_dev=x_dev, x_ood=x_ood, x_test=x_test,
-             c_dev=dev.cider, c_ood=ood.cider, c_test=test.cider)
+             c_dev=dev.cider, c_ood=ood.cider, c_test=test.cider,
+             t_dev=np.array(t_dev), t_ood=np.array(t_ood), t_test=np.array(t_test),
+             m_dev=dev.mean_features, m_ood=ood.mean_features, m_test=test.mean_features)
     cal = make_calibration(np.vstack([x_dev, x_ood]), np.concatenate([dev.cider, ood.cider]), center, scale)
     report = spearman_report(cal, (x_dev, dev), (x_ood, ood), (x_test, test), center, scale)
     print(json.dumps(report, indent=1))
@@ -133,6 +136,16 @@ def main() -> None:
     bundle.manifest.calibration_file = CALIBRATION
     bundle.manifest.training["confidence"] = report
     write_manifest(args.bundle, bundle.manifest)
+
+
+def forget_calibration(bundle_dir: Path) -> None:
+    """A refit starts from the uncalibrated bundle (an older calibration may not even load)."""
+    manifest = Manifest.from_json(json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8")))
+    if manifest.calibration_file:
+        (bundle_dir / manifest.calibration_file).unlink(missing_ok=True)
+        manifest.calibration_file = None
+        manifest.files.pop(CALIBRATION, None)
+        write_manifest(bundle_dir, manifest)
 
 
 def spearman_report(cal: Calibration, dev: tuple[np.ndarray, Scored], ood: tuple[np.ndarray, Scored],
