@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from captioner.bundle import Bundle, load_bundle
-from captioner.confidence import caption_signals, feature_distance
+from captioner.confidence import caption_signals
 from captioner.errors import BundleError, CaptionerError
 from captioner.images import load_image, preprocess_batch
 from captioner.search import FUNCTION_WORDS, Hypothesis, SearchConfig, beam_search
@@ -183,10 +183,9 @@ class Captioner:
         confidence = None
         calibration = self.bundle.calibration
         if calibration is not None:
-            distance = feature_distance(encoded.features[index].mean(axis=0),
-                                        calibration.feature_center, calibration.feature_scale)
+            photo = calibration.photo_signals(encoded.features[index].mean(axis=0))
             confidence = calibration.confidence(
-                caption_signals(best.score, alternatives, words, probs, tag_words, distance))
+                caption_signals(best.score, alternatives, words, probs, tag_words, photo))
         return CaptionResult(" ".join(words), words, best.score, alternatives, attention, tags,
                              confidence)
 

@@ -8,11 +8,15 @@ Flickr8k dev split and coco_ood) and stored in its `calibration.json`:
 - agreement with the tags: how much tag probability the caption's words carry, and whether
   the photo has a sure tag the caption leaves out;
 - how far the photo's features lie from the training photos' (a z-score distance of the mean
-  feature), since captions of unfamiliar photos are more often wrong.
+  feature), since captions of unfamiliar photos are more often wrong;
+- how good this model's captions were for the most similar calibration photos (their CIDEr,
+  weighted by cosine similarity of the mean features): a model is reliably good on some kinds
+  of photo (a dog in snow) and reliably poor on others (a crowd indoors).
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,7 +25,48 @@ import numpy as np
 from captioner.tags import mentioned
 
 SIGNALS = ("score", "margin", "consensus", "length", "top_tag", "tag_agreement", "top_tag_missing",
-           "distance")
+           "distance", "neighbour_score")
+NEIGHBOURS = 15
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Calibration photos' mean features (unit vectors) and how good their captions were."""
+
+    features: np.ndarray  # (N, E) float32, unit length
+    scores: np.ndarray  # (N,) CIDEr of the bundle's own caption of each photo
+    k: int = NEIGHBOURS
+
+    @classmethod
+    def build(cls, mean_features: np.ndarray, scores: np.ndarray, k: int = NEIGHBOURS) -> Neighbours:
+        unit = mean_features / np.maximum(np.linalg.norm(mean_features, axis=1, keepdims=True), 1e-9)
+        return cls(unit.astype(np.float32), np.asarray(scores, dtype=np.float32), k)
+
+    def expected_score(self, mean_feature: np.ndarray, exclude: int | None = None) -> float:
+        """Similarity-weighted score of the k most similar photos (`exclude`: leave one out)."""
+        sims = self.features @ (mean_feature / max(float(np.linalg.norm(mean_feature)), 1e-9))
+        if exclude is not None:
+            sims[exclude] = -np.inf
+        top = np.argsort(-sims)[: self.k]
+        weights = np.maximum(sims[top], 1e-6)
+        return float((self.scores[top] * weights).sum() / weights.sum())
+
+    def to_json(self) -> dict[str, object]:
+        raw = self.features.astype(np.float16).tobytes()
+        return {"k": self.k, "shape": list(self.features.shape), "scores": self.scores.round(4).tolist(),
+                "features_f16": base64.b64encode(raw).decode("ascii")}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Neighbours:
+        n, e = (int(x) for x in data["shape"])
+        raw = base64.b64decode(data["features_f16"], validate=True)
+        if len(raw) != n * e * 2 or n < 1 or e < 1:
+            raise ValueError("calibration neighbours do not match their shape")
+        scores = np.asarray(data["scores"], dtype=np.float32)
+        if scores.shape != (n,) or not np.isfinite(scores).all():
+            raise ValueError("calibration neighbour scores are malformed")
+        features = np.frombuffer(raw, dtype=np.float16).reshape(n, e).astype(np.float32)
+        return cls(features, scores, max(1, min(int(data["k"]), n)))
 
 
 @dataclass(frozen=True)
@@ -34,6 +79,10 @@ class Calibration:
     signal_scale: tuple[float, ...]
     feature_center: np.ndarray  # (E,) mean of the training photos' mean feature
     feature_scale: np.ndarray  # (E,) their standard deviation
+    neighbours: Neighbours
+
+    def photo_signals(self, mean_feature: np.ndarray) -> tuple[float, float]:
+        return photo_signals(mean_feature, self.feature_center, self.feature_scale, self.neighbours)
 
     def confidence(self, signals: np.ndarray) -> float:
         z = (signals - np.asarray(self.signal_mean)) / np.asarray(self.signal_scale)
@@ -43,7 +92,8 @@ class Calibration:
         return {"signals": list(SIGNALS), "weights": list(self.weights), "bias": self.bias,
                 "signal_mean": list(self.signal_mean), "signal_scale": list(self.signal_scale),
                 "feature_center": self.feature_center.round(5).tolist(),
-                "feature_scale": self.feature_scale.round(5).tolist()}
+                "feature_scale": self.feature_scale.round(5).tolist(),
+                "neighbours": self.neighbours.to_json()}
 
     @classmethod
     def from_json(cls, data: dict) -> Calibration:
@@ -58,7 +108,18 @@ class Calibration:
         fscale = np.asarray(data["feature_scale"], dtype=np.float32)
         if center.shape != fscale.shape or center.ndim != 1 or (fscale <= 0).any():
             raise ValueError("calibration feature statistics are malformed")
-        return cls(weights, float(data["bias"]), mean, scale, center, fscale)
+        neighbours = Neighbours.from_json(data["neighbours"])
+        if neighbours.features.shape[1] != center.shape[0]:
+            raise ValueError("calibration neighbours and feature statistics differ in size")
+        return cls(weights, float(data["bias"]), mean, scale, center, fscale, neighbours)
+
+
+def photo_signals(mean_feature: np.ndarray, center: np.ndarray, scale: np.ndarray,
+                  neighbours: Neighbours, exclude: int | None = None) -> tuple[float, float]:
+    """The photo's own signals: distance from the training photos, and its neighbours' score
+    (`exclude`: a calibration photo leaves itself out)."""
+    return (feature_distance(mean_feature, center, scale),
+            neighbours.expected_score(mean_feature, exclude))
 
 
 def feature_distance(mean_feature: np.ndarray, center: np.ndarray, scale: np.ndarray) -> float:
@@ -79,7 +140,7 @@ def consensus(words: Sequence[str], alternatives: Sequence[str]) -> float:
 
 def caption_signals(score: float, alternatives: Sequence[tuple[str, float]], words: Sequence[str],
                     tag_probs: np.ndarray | None, tag_words: Sequence[str],
-                    distance: float) -> np.ndarray:
+                    photo: tuple[float, float]) -> np.ndarray:
     """The SIGNALS of one caption, in order; `alternatives` is the n-best list, best first."""
     margin = score - alternatives[1][1] if len(alternatives) > 1 else 1.0
     agree = consensus(words, [text for text, _ in alternatives[1:]])
@@ -91,5 +152,5 @@ def caption_signals(score: float, alternatives: Sequence[tuple[str, float]], wor
         top = int(np.argmax(tag_probs))
         top_p = float(tag_probs[top])
         missing = top_p if not mentioned(tag_words[top], words) else 0.0
-    return np.array([score, min(margin, 1.0), agree, len(words), top_p, agreement, missing, distance],
+    return np.array([score, min(margin, 1.0), agree, len(words), top_p, agreement, missing, *photo],
                     dtype=np.float64)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from captioner.confidence import Calibration, caption_signals, feature_distance
+from captioner.confidence import Calibration, Neighbours, caption_signals, feature_distance
 from captioner.tags import mentioned, top_tags
 from captioner.vocab import Vocabulary
 from training.model import CaptionDecoder, DecoderConfig
@@ -96,16 +98,24 @@ def test_retrieval_prefers_captions_with_the_sure_tags() -> None:
 
 
 def test_confidence_rises_with_score_and_tag_agreement() -> None:
-    cal = Calibration((1.0, 0.0, 1.0, 0.0, 0.0, 1.0, -1.0, -1.0), 0.0, (0.0,) * 8, (1.0,) * 8,
-                      np.zeros(3, np.float32), np.ones(3, np.float32))
+    # two calibration photos: one like a dog in snow (captioned well), one unlike it (poorly)
+    memory = Neighbours.build(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), np.array([1.2, 0.1]), k=1)
+    cal = Calibration((1.0, 0.0, 1.0, 0.0, 0.0, 1.0, -1.0, -1.0, 1.0), 0.0, (0.0,) * 9, (1.0,) * 9,
+                      np.zeros(3, np.float32), np.ones(3, np.float32), memory)
     probs, words = np.array([0.8, 0.1]), ["dog", "ball"]
     nbest = [("a dog runs", -0.3), ("a dog is running", -0.9)]
-    sure = caption_signals(-0.3, nbest, "a dog runs".split(), probs, words, 0.5)
-    off = caption_signals(-0.3, nbest, "a man runs".split(), probs, words, 0.5)
-    assert cal.confidence(sure) > cal.confidence(off)
+    near = cal.photo_signals(np.array([0.9, 0.1, 0.0]))
+    sure = caption_signals(-0.3, nbest, "a dog runs".split(), probs, words, near)
+    off = caption_signals(-0.3, nbest, "a man runs".split(), probs, words, near)
+    unlike = caption_signals(-0.3, nbest, "a dog runs".split(), probs, words,
+                             cal.photo_signals(np.array([0.1, 0.9, 0.0])))
+    assert cal.confidence(sure) > cal.confidence(off) and cal.confidence(sure) > cal.confidence(unlike)
     assert 0.0 < cal.confidence(off) < 1.0
+    assert near[1] == pytest.approx(1.2) and memory.expected_score(np.array([1.0, 0, 0]), exclude=0) == \
+        pytest.approx(0.1)
     assert feature_distance(np.array([1.0, 1.0, 1.0]), np.zeros(3), np.ones(3)) == pytest.approx(1.0)
-    assert Calibration.from_json(cal.to_json()).weights == cal.weights
+    again = Calibration.from_json(json.loads(json.dumps(cal.to_json())))
+    assert again.weights == cal.weights and again.neighbours.scores.tolist() == pytest.approx([1.2, 0.1])
 
 
 def test_tagged_decoder_exports_with_parity_and_captions_carry_tags(tmp_path_factory, flickr_dir

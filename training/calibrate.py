@@ -25,7 +25,7 @@ import numpy as np
 
 from captioner.bundle import CALIBRATION, MANIFEST, Manifest, load_bundle, write_manifest
 from captioner.captioner import Captioner, CaptionOptions
-from captioner.confidence import Calibration, caption_signals, feature_distance
+from captioner.confidence import Calibration, Neighbours, caption_signals, photo_signals
 from captioner.images import load_image, preprocess_batch
 from training.data import CaptionSet, folder_split, load_splits
 
@@ -59,17 +59,29 @@ def run_split(cap: Captioner, split: CaptionSet, batch: int = 32) -> tuple[Score
         for i, result in enumerate(cap.decode(enc, CaptionOptions(beam_size=3))):
             probs = enc.tags[i] if enc.tags is not None else None
             rows.append(caption_signals(result.score, result.alternatives, result.words, probs,
-                                        words, 0.0))
+                                        words, (0.0, 0.0)))
             means.append(enc.features[i].mean(axis=0))
             texts.append(result.text)
     cider = per_photo_cider(split.captions, texts)
     return Scored(np.array(rows), np.array(means), cider), texts
 
 
-def with_distance(scored: Scored, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    signals = scored.signals.copy()
-    signals[:, -1] = [feature_distance(m, center, scale) for m in scored.mean_features]
-    return signals
+@dataclass
+class Photos:
+    """What the photo signals are measured against: the training centre, and the neighbours."""
+
+    center: np.ndarray
+    scale: np.ndarray
+    neighbours: Neighbours
+
+    def signals(self, scored: Scored, offset: int | None = None) -> np.ndarray:
+        """Fill in each photo's distance and neighbour score; `offset`: these photos sit in the
+        neighbour memory from that row on, and each leaves itself out."""
+        x = scored.signals.copy()
+        for i, mean in enumerate(scored.mean_features):
+            x[i, -2:] = photo_signals(mean, self.center, self.scale, self.neighbours,
+                                      None if offset is None else offset + i)
+        return x
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 3000
@@ -90,11 +102,11 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def make_calibration(x: np.ndarray, cider: np.ndarray, center: np.ndarray, scale: np.ndarray
-                     ) -> Calibration:
+def make_calibration(x: np.ndarray, cider: np.ndarray, photos: Photos) -> Calibration:
     w, b, mean, sd = fit_logistic(x, np.clip(cider, 0.0, 1.0))
     return Calibration(tuple(map(float, w)), float(b), tuple(map(float, mean)), tuple(map(float, sd)),
-                       center.astype(np.float32), scale.astype(np.float32))
+                       photos.center.astype(np.float32), photos.scale.astype(np.float32),
+                       photos.neighbours)
 
 
 def predict(cal: Calibration, x: np.ndarray) -> np.ndarray:
@@ -122,14 +134,17 @@ def main() -> None:
     dev, t_dev = run_split(cap, splits["val"])
     ood, t_ood = run_split(cap, folder_split(args.ood))
     test, t_test = run_split(cap, splits["test"])
-    x_dev, x_ood, x_test = (with_distance(s, center, scale) for s in (dev, ood, test))
+    memory = Neighbours.build(np.vstack([dev.mean_features, ood.mean_features]),
+                              np.concatenate([dev.cider, ood.cider]))
+    photos = Photos(center, scale, memory)
+    x_dev, x_ood, x_test = photos.signals(dev, 0), photos.signals(ood, len(dev.cider)), photos.signals(test)
     args.workdir.mkdir(parents=True, exist_ok=True)
     np.savez(args.workdir / "signals.npz", x_dev=x_dev, x_ood=x_ood, x_test=x_test,
              c_dev=dev.cider, c_ood=ood.cider, c_test=test.cider,
              t_dev=np.array(t_dev), t_ood=np.array(t_ood), t_test=np.array(t_test),
              m_dev=dev.mean_features, m_ood=ood.mean_features, m_test=test.mean_features)
-    cal = make_calibration(np.vstack([x_dev, x_ood]), np.concatenate([dev.cider, ood.cider]), center, scale)
-    report = spearman_report(cal, (x_dev, dev), (x_ood, ood), (x_test, test), center, scale)
+    cal = make_calibration(np.vstack([x_dev, x_ood]), np.concatenate([dev.cider, ood.cider]), photos)
+    report = spearman_report(cal, dev, ood, (x_test, test), photos)
     print(json.dumps(report, indent=1))
     bundle = load_bundle(args.bundle, verify=False)
     (args.bundle / CALIBRATION).write_text(json.dumps(cal.to_json()), encoding="utf-8")
@@ -148,26 +163,32 @@ def forget_calibration(bundle_dir: Path) -> None:
         write_manifest(bundle_dir, manifest)
 
 
-def spearman_report(cal: Calibration, dev: tuple[np.ndarray, Scored], ood: tuple[np.ndarray, Scored],
-                    test: tuple[np.ndarray, Scored], center: np.ndarray, scale: np.ndarray
-                    ) -> dict[str, float]:
-    """Spearman(confidence, per-photo CIDEr) where it is promised, and for the mean log-prob."""
-    (x_dev, s_dev), (x_ood, s_ood), (x_test, s_test) = dev, ood, test
-    both_x, both_c = np.vstack([x_test, x_ood]), np.concatenate([s_test.cider, s_ood.cider])
-    halves = np.arange(len(x_ood)) % 2
-    cross = np.zeros(len(x_ood))
-    for k in (0, 1):  # coco_ood half k scored by a model fitted on dev + the other half
-        fit = make_calibration(np.vstack([x_dev, x_ood[halves != k]]),
-                               np.concatenate([s_dev.cider, s_ood.cider[halves != k]]), center, scale)
-        cross[halves == k] = predict(fit, x_ood[halves == k])
-    both_cross = np.concatenate([predict(cal, x_test), cross])
+def spearman_report(cal: Calibration, dev: Scored, ood: Scored, test: tuple[np.ndarray, Scored],
+                    photos: Photos) -> dict[str, float]:
+    """Spearman(confidence, per-photo CIDEr) on Flickr8k test + coco_ood, and for the mean
+    log-prob. coco_ood is scored cross-fitted: each half by a model (and a neighbour memory)
+    made from Flickr8k dev and the other half only, so no photo's own CIDEr scores it."""
+    x_test, s_test = test
+    halves = np.arange(len(ood.cider)) % 2
+    cross = np.zeros(len(ood.cider))
+    for k in (0, 1):
+        keep = halves != k
+        rest = Scored(ood.signals[keep], ood.mean_features[keep], ood.cider[keep])
+        memory = Neighbours.build(np.vstack([dev.mean_features, rest.mean_features]),
+                                  np.concatenate([dev.cider, rest.cider]))
+        half = Photos(photos.center, photos.scale, memory)
+        fit = make_calibration(np.vstack([half.signals(dev, 0), half.signals(rest, len(dev.cider))]),
+                               np.concatenate([dev.cider, rest.cider]), half)
+        held = Scored(ood.signals[~keep], ood.mean_features[~keep], ood.cider[~keep])
+        cross[~keep] = predict(fit, half.signals(held))
+    both_c = np.concatenate([s_test.cider, ood.cider])
+    mean_logprob = np.concatenate([x_test[:, 0], ood.signals[:, 0]])
     return {
-        "spearman_test_plus_ood": round(spearman(predict(cal, both_x), both_c), 4),
-        "spearman_test_plus_ood_crossfit": round(spearman(both_cross, both_c), 4),
+        "spearman_test_plus_ood": round(spearman(np.concatenate([predict(cal, x_test), cross]), both_c), 4),
         "spearman_test": round(spearman(predict(cal, x_test), s_test.cider), 4),
-        "spearman_ood_crossfit": round(spearman(cross, s_ood.cider), 4),
-        "spearman_mean_logprob_test_plus_ood": round(spearman(both_x[:, 0], both_c), 4),
-        "photos_test": len(x_test), "photos_ood": len(x_ood),
+        "spearman_ood_crossfit": round(spearman(cross, ood.cider), 4),
+        "spearman_mean_logprob_test_plus_ood": round(spearman(mean_logprob, both_c), 4),
+        "photos_test": len(x_test), "photos_ood": len(ood.cider),
     }
 
 
