@@ -289,7 +289,7 @@ def test_cli_tags_column_keywords_in_photos_and_json(tagged_bundle: Path, flickr
     assert "alt text: 2 written, 0 kept" in err and "keywords: " in err
     records = json.loads(out_json.read_text())
     assert [t["tag"] for t in records[0]["tags"]] == tags and records[0]["tags"][0]["p"] > 0.5
-    assert "confidence" not in records[0]  # this bundle has no calibration: no number pretends
+    assert records[0]["confidence"] is None  # this bundle has no calibration: no number pretends
     assert (tmp_path / "c.csv").read_text().splitlines()[1].split(",")[-1] == "; ".join(tags)
     if EXIFTOOL:
         seen = exiftool_read(jpeg)
