@@ -1,0 +1,333 @@
+"""Fine-tune a bundle on your own photos: a folder of images with the app's sidecar captions.
+
+    python -m export.finetune --from models/default --data DIR --out models/mine \
+        [--text ../shared/data/text]
+
+The encoder and vocabulary are kept; words of the folder's captions that the vocabulary lacks
+(seen --min-count times) get new embedding rows, started at the mean embedding and a low output
+bias so that they are not written before training has placed them. The decoder's weights are
+rebuilt from the bundle's own graphs (export/from_bundle.py). A held-out slice of the folder
+(chosen by file-name hash) is split in two: `val` stops training early (its teacher-forced loss,
+the starting model counting as epoch 0), `test` scores the source bundle and the new one through
+`captioner/`, and both scores go into the new bundle's manifest. Against forgetting: a low
+learning rate, early stopping, and with --text caption-only batches from the text prior.
+Lives in export/ because it reads and writes bundles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from captioner.bundle import load_bundle, write_manifest
+from captioner.captioner import Captioner
+from captioner.errors import CaptionerError
+from captioner.vocab import Vocabulary, tokenize
+from export.bundle_writer import ExportConfig, write_bundle
+from export.from_bundle import decoder_from_bundle
+from training.data import CaptionSet, TokenBatches, sidecar_splits
+from training.encoders import get_encoder
+from training.evaluate import caption_split
+from training.features import cached_features
+from training.metrics import coco_scores
+from training.model import (
+    CaptionDecoder,
+    DecoderConfig,
+    attention_regulariser,
+    packed_targets,
+)
+from training.tags import build_tag_head, load_tag_table, tag_probs
+from training.text_prior import LanguageBatches, read_captions, text_files
+
+MIN_PHOTOS = 10  # below this there is nothing to hold out and nothing to learn from
+
+
+@dataclass
+class FinetuneConfig:
+    source: Path
+    data: Path
+    out: Path
+    text: Path | None = None  # caption-only .txt files (token format): batches against forgetting
+    text_limit: int = 20000  # text captions sampled for those batches
+    lm_weight: float = 0.5
+    epochs: int = 15
+    patience: int = 3  # epochs without a val gain
+    lr: float = 1e-4
+    batch_size: int = 32
+    grad_clip: float = 5.0
+    alpha_c: float = 1.0
+    views: int = 2  # training views per photo (2: + mirror image)
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    min_count: int = 2  # a new word must be seen this often in the folder
+    max_steps: int = 0  # per epoch (0: all; tests)
+    minutes: float = 0.0  # stop training after this long (0: no limit)
+    beam: int = 3  # for the before/after scores
+    meteor: bool = True
+    quantize: bool = False
+    cache_dir: Path = Path("cache/features")
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class Slices:
+    train: CaptionSet
+    val: CaptionSet
+    test: CaptionSet
+
+
+class TooFewPhotos(ValueError):
+    """The folder has fewer captioned photos than fine-tuning needs."""
+
+
+def read_folder(data: Path, val_fraction: float, test_fraction: float) -> Slices:
+    """Captioned photos of the folder, split by file-name hash into train / val / test."""
+    if not data.is_dir():
+        raise TooFewPhotos(f"{data} is not a folder")
+    splits = sidecar_splits(data)
+    seen: dict[Path, list[str]] = {}
+    for split in splits.values():
+        seen.update(zip(split.paths, split.captions))
+    if len(seen) < MIN_PHOTOS:
+        found = "no" if not seen else f"only {len(seen)}"
+        raise TooFewPhotos(f"{found} captioned photos found in {data} (need at least {MIN_PHOTOS}: "
+                           "images with a NAME.txt caption beside them)")
+    order = sorted(seen, key=lambda p: hashlib.sha1(str(p.relative_to(data)).encode()).hexdigest())
+    n_test = max(1, round(len(order) * test_fraction))
+    n_val = max(1, round(len(order) * val_fraction))
+
+    def part(paths: list[Path]) -> CaptionSet:
+        return CaptionSet(sorted(paths), [seen[p] for p in sorted(paths)])
+
+    return Slices(part(order[n_test + n_val:]), part(order[n_test:n_test + n_val]), part(order[:n_test]))
+
+
+def new_words(vocab: Vocabulary, captions: list[list[str]], min_count: int) -> list[str]:
+    counts = Counter(w for caps in captions for c in caps for w in tokenize(c))
+    return sorted(w for w, n in counts.items() if n >= min_count and w not in vocab.index)
+
+
+def grow_vocabulary(decoder: CaptionDecoder, vocab: Vocabulary, words: list[str]
+                    ) -> tuple[CaptionDecoder, Vocabulary]:
+    """The decoder with rows appended for `words`: embedding at the mean of the real words'
+    (a neutral point the tied output scores like an average word), output bias at the 10th
+    percentile (rarely written until training has moved the row). Old ids are kept."""
+    if not words:
+        return decoder, vocab
+    cfg = DecoderConfig(**{**decoder.cfg.to_dict(), "vocab_size": len(vocab) + len(words)})
+    grown = CaptionDecoder(cfg)
+    state = decoder.state_dict()
+    embed, bias = state["embed.weight"], state["out_bias"]
+    real = embed[4:]  # past pad, start, end, unk
+    state["embed.weight"] = torch.cat([embed, real.mean(dim=0, keepdim=True).repeat(len(words), 1)])
+    state["out_bias"] = torch.cat([bias, torch.full((len(words),), float(bias[4:].quantile(0.1)))])
+    grown.load_state_dict(state)
+    return grown, Vocabulary(list(vocab.words) + words)
+
+
+@dataclass
+class Features:
+    grid: torch.Tensor  # (views, N, P, D) float32
+    tags: torch.Tensor | None  # (views, N, T)
+
+
+def features(cfg: FinetuneConfig, encoder: str, split: CaptionSet, views: int, tagged: bool) -> Features:
+    info = get_encoder(encoder)
+    grid = torch.from_numpy(np.array(cached_features(info, split.paths, cfg.cache_dir, views,
+                                                     cfg.progress), dtype=np.float32))
+    tags = tag_probs(build_tag_head(encoder, load_tag_table()), grid) if tagged else None
+    return Features(grid, tags)
+
+
+@dataclass
+class ValSet:
+    """The early-stopping slice. Judged by its teacher-forced loss: on a few dozen photos a
+    corpus CIDEr-D (document frequencies from the slice itself) jumps from epoch to epoch,
+    and the loss also sees a new word's progress before greedy decoding writes it."""
+
+    feats: Features
+    batches: TokenBatches
+
+    def loss(self, decoder: CaptionDecoder) -> float:
+        decoder.eval()
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for start in range(0, len(self.batches), 256):
+                rows = np.arange(start, min(start + 256, len(self.batches)))
+                images, tokens, lengths = self.batches.collate(rows)
+                tags = None if self.feats.tags is None else self.feats.tags[0, images]
+                logp, _, _ = decoder(self.feats.grid[0, images], tokens, lengths, tags)
+                targets = packed_targets(tokens, lengths)
+                total += float(F.nll_loss(logp, targets, reduction="sum"))
+                count += len(targets)
+        return total / max(count, 1)
+
+
+def score_bundle(bundle: Path, test: CaptionSet, cfg: FinetuneConfig) -> dict[str, float]:
+    """Scores of a bundle's captions (fp32, beam `cfg.beam`) on the test slice, via captioner/."""
+    captioner = Captioner(bundle, provider="cpu", variant="fp32")
+    captions = caption_split(captioner, test, cfg.beam)
+    scores = coco_scores(test.captions, captions, meteor=cfg.meteor)
+    return {k: round(v, 4) for k, v in scores.items()}
+
+
+def language_batches(cfg: FinetuneConfig, vocab: Vocabulary, max_length: int,
+                     tag_words: tuple[str, ...]) -> LanguageBatches | None:
+    """A sample of the text prior's captions (the model's old language) for mixed batches."""
+    if cfg.text is None:
+        return None
+    captions = [c for f in text_files(cfg.text) for c in read_captions(f)]
+    if not captions:
+        raise TooFewPhotos(f"no captions found in {cfg.text} (*.txt in the Flickr8k token format)")
+    rng = np.random.default_rng(cfg.seed)
+    picked = rng.choice(len(captions), size=min(cfg.text_limit, len(captions)), replace=False)
+    return LanguageBatches([captions[i] for i in picked], vocab, max_length, tag_words)
+
+
+def train_epoch(decoder: CaptionDecoder, optimizer: torch.optim.Optimizer, batches: TokenBatches,
+                feats: Features, lm: LanguageBatches | None, cfg: FinetuneConfig,
+                rng: np.random.Generator) -> float:
+    """Teacher forcing on the folder (+ a caption-only batch each step with --text); mean loss."""
+    decoder.train()
+    plan = batches.batches(cfg.batch_size, rng)
+    if cfg.max_steps:
+        plan = plan[: cfg.max_steps]
+    total, rows_seen = 0.0, 0
+    for rows in plan:
+        images, tokens, lengths = batches.collate(rows)
+        view = torch.from_numpy(rng.integers(feats.grid.shape[0], size=len(images)))
+        tags = None if feats.tags is None else feats.tags[view, images]
+        logp, alpha_sum, _ = decoder(feats.grid[view, images], tokens, lengths, tags)
+        loss = F.nll_loss(logp, packed_targets(tokens, lengths))
+        total += float(loss.detach()) * len(rows)
+        loss = loss + cfg.alpha_c * attention_regulariser(alpha_sum)
+        if lm is not None:
+            lm_tokens, lm_lengths, lm_tags = lm.draw(max(cfg.batch_size // 2, 1), rng)
+            blank = feats.grid.new_zeros(len(lm_tokens), 1, feats.grid.shape[3])
+            lm_logp, _, _ = decoder(blank, lm_tokens, lm_lengths, lm_tags if feats.tags is not None else None)
+            loss = loss + cfg.lm_weight * F.nll_loss(lm_logp, packed_targets(lm_tokens, lm_lengths))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(decoder.parameters(), cfg.grad_clip)
+        optimizer.step()
+        rows_seen += len(rows)
+    return total / max(rows_seen, 1)
+
+
+def log(cfg: FinetuneConfig, message: str) -> None:
+    if cfg.progress:
+        print(message, file=sys.stderr, flush=True)
+
+
+def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
+    """The whole run; returns what went into the new manifest's `scores["finetune"]`."""
+    slices = read_folder(cfg.data, cfg.val_fraction, cfg.test_fraction)  # refuse before any work
+    source = load_bundle(cfg.source)
+    torch.manual_seed(cfg.seed)
+    decoder, vocab, encoder, max_length = decoder_from_bundle(cfg.source)
+    added = new_words(vocab, slices.train.captions, cfg.min_count)
+    decoder, vocab = grow_vocabulary(decoder, vocab, added)
+    log(cfg, f"{len(slices.train)} photos to train on, {len(slices.val)} for early stopping, "
+             f"{len(slices.test)} to score; {len(added)} new words: {' '.join(added[:20])}")
+    tagged = decoder.cfg.tag_count > 0
+    train_feats = features(cfg, encoder, slices.train, cfg.views, tagged)
+    val = ValSet(features(cfg, encoder, slices.val, 1, tagged),
+                 TokenBatches(slices.val, vocab, max_length))
+    lm = language_batches(cfg, vocab, max_length, source.tag_words if tagged else ())
+    batches = TokenBatches(slices.train, vocab, max_length)
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
+    best_state = {k: v.clone() for k, v in decoder.state_dict().items()}
+    best = val.loss(decoder)
+    history = [{"epoch": 0, "val_loss": round(best, 4)}]
+    log(cfg, f"epoch 0: val loss {best:.4f}")
+    start, bad = time.time(), 0
+    for epoch in range(1, cfg.epochs + 1):
+        rng = np.random.default_rng(cfg.seed * 1000 + epoch)
+        loss = train_epoch(decoder, optimizer, batches, train_feats, lm, cfg, rng)
+        score = val.loss(decoder)
+        history.append({"epoch": epoch, "train_loss": round(loss, 4), "val_loss": round(score, 4)})
+        log(cfg, f"epoch {epoch}: loss {loss:.4f}, val loss {score:.4f}")
+        if score < best:
+            best, bad = score, 0
+            best_state = {k: v.clone() for k, v in decoder.state_dict().items()}
+        else:
+            bad += 1
+        if bad >= cfg.patience or (cfg.minutes and time.time() - start > cfg.minutes * 60):
+            break
+    decoder.load_state_dict(best_state)
+    seconds = round(time.time() - start, 1)
+    before = score_bundle(cfg.source, slices.test, cfg)
+    training = {"finetuned_from": str(cfg.source), "source_name": source.manifest.name,
+                "data": str(cfg.data), "train_images": len(slices.train), "new_words": added,
+                "history": history, "seconds": seconds,
+                "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}}
+    export = ExportConfig(name=cfg.out.name, quantize=cfg.quantize,
+                          parity_images=slices.val.paths[:4], training=training)
+    write_bundle(decoder.eval(), vocab, encoder, max_length, cfg.out, export)
+    bundle = load_bundle(cfg.out)
+    bundle.manifest.length_penalty = source.manifest.length_penalty  # the source's decoding
+    write_manifest(cfg.out, bundle.manifest)
+    after = score_bundle(cfg.out, slices.test, cfg)
+    result = {"split": "held-out", "images": len(slices.test), "beam": cfg.beam,
+              "before": before, "after": after}
+    bundle.manifest.scores = {"finetune": result}
+    write_manifest(cfg.out, bundle.manifest)
+    return result
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    d = FinetuneConfig(Path(), Path(), Path())
+    p.add_argument("--from", dest="source", type=Path, required=True, help="bundle to start from")
+    p.add_argument("--data", type=Path, required=True, help="photos with NAME.txt captions")
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    p.add_argument("--text", type=Path, help="caption-only .txt files mixed in against forgetting")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--patience", type=int, default=d.patience)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--views", type=int, default=d.views, choices=[1, 2])
+    p.add_argument("--min-count", type=int, default=d.min_count, help="new words: times seen")
+    p.add_argument("--max-steps", type=int, default=d.max_steps, help="per epoch (0: all)")
+    p.add_argument("--minutes", type=float, default=d.minutes, help="training time limit (0: none)")
+    p.add_argument("--beam", type=int, default=d.beam)
+    p.add_argument("--no-meteor", dest="meteor", action="store_false")
+    p.add_argument("--quantize", action="store_true", help="add the int8 variants")
+    p.add_argument("--cache-dir", type=Path, default=d.cache_dir)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--quiet", dest="progress", action="store_false")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    cfg = FinetuneConfig(**vars(args))
+    if cfg.out.resolve() == cfg.source.resolve():
+        print("--out must be another folder than --from", file=sys.stderr)
+        return 2
+    try:
+        read_folder(cfg.data, cfg.val_fraction, cfg.test_fraction)
+        load_bundle(cfg.source)
+    except (TooFewPhotos, CaptionerError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    result = finetune(cfg)
+    print(json.dumps(result, indent=1))
+    print(f"wrote {cfg.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
