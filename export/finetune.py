@@ -48,7 +48,7 @@ from training.model import (
     packed_targets,
 )
 from training.tags import build_tag_head, load_tag_table, tag_probs
-from training.text_prior import LanguageBatches, read_captions, text_files
+from training.text_prior import LanguageBatches, SimulatedTags, read_captions, text_files
 
 MIN_PHOTOS = 10  # below this there is nothing to hold out and nothing to learn from
 
@@ -193,7 +193,9 @@ def language_batches(cfg: FinetuneConfig, vocab: Vocabulary, max_length: int,
         raise TooFewPhotos(f"no captions found in {cfg.text} (*.txt in the Flickr8k token format)")
     rng = np.random.default_rng(cfg.seed)
     picked = rng.choice(len(captions), size=min(cfg.text_limit, len(captions)), replace=False)
-    return LanguageBatches([captions[i] for i in picked], vocab, max_length, tag_words)
+    # an untagged model reads no tags: simulate none (LanguageBatches cannot draw from 0 words)
+    sim = None if tag_words else SimulatedTags(none_rate=1.0)
+    return LanguageBatches([captions[i] for i in picked], vocab, max_length, tag_words, sim)
 
 
 def train_epoch(decoder: CaptionDecoder, optimizer: torch.optim.Optimizer, batches: TokenBatches,

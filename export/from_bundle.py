@@ -31,6 +31,7 @@ from export.to_onnx import _export, export_step
 from training.model import CaptionDecoder, DecoderConfig
 
 PREFIX = "decoder."
+GENERATED = "onnx::"  # torch.onnx's names for initializers it made (transposed, folded)
 MODULES = {"feat_proj", "att_keys", "att_query", "att_score", "init_h", "init_c", "gate", "embed",
            "lstm", "out_hidden", "out_context", "out_bias", "attr_proj", "copy_gate"}
 
@@ -59,8 +60,8 @@ def read_graph(path: Path, modules: set[str] = MODULES) -> GraphWeights:
         if node.op_type != "MatMul" or len(node.input) < 2 or node.input[1] not in arrays:
             continue
         weight = arrays[node.input[1]]
-        if weight.ndim != 2 or node.input[1].startswith(PREFIX):
-            continue
+        if weight.ndim != 2 or not node.input[1].startswith(GENERATED):
+            continue  # a named weight ("decoder.x", "tag_head.to_words") is read by its name
         parts = [p for p in node.name.split("/") if p]
         if not (parts and parts[0] in ("backbone", "tag_head")):
             generated.append((parts[-2] if len(parts) >= 2 else "", weight))
