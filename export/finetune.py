@@ -10,7 +10,8 @@ rebuilt from the bundle's own graphs (export/from_bundle.py). A held-out slice o
 (chosen by file-name hash) is split in two: `val` stops training early (its teacher-forced loss,
 the starting model counting as epoch 0), `test` scores the source bundle and the new one through
 `captioner/`, and both scores go into the new bundle's manifest. Against forgetting: a low
-learning rate, early stopping, and with --text caption-only batches from the text prior.
+learning rate, early stopping, with --text caption-only batches from the text prior, and with
+--replay some of the source's own training photos in every step.
 Lives in export/ because it reads and writes bundles.
 """
 
@@ -36,7 +37,7 @@ from captioner.errors import CaptionerError
 from captioner.vocab import Vocabulary, tokenize
 from export.bundle_writer import ExportConfig, write_bundle
 from export.from_bundle import decoder_from_bundle
-from training.data import CaptionSet, TokenBatches, sidecar_splits
+from training.data import CaptionSet, TokenBatches, flickr_splits, sidecar_splits
 from training.encoders import get_encoder
 from training.evaluate import caption_split
 from training.features import cached_features
@@ -61,6 +62,9 @@ class FinetuneConfig:
     text: Path | None = None  # caption-only .txt files (token format): batches against forgetting
     text_limit: int = 20000  # text captions sampled for those batches
     lm_weight: float = 0.5
+    replay: Path | None = None  # the source's training data (Flickr8k format): photos mixed in
+    replay_images: int = 400  # of its training split
+    replay_weight: float = 0.5
     epochs: int = 15
     patience: int = 3  # epochs without a val gain
     lr: float = 1e-4
@@ -72,7 +76,7 @@ class FinetuneConfig:
     test_fraction: float = 0.2
     min_count: int = 2  # a new word must be seen this often in the folder
     max_steps: int = 0  # per epoch (0: all; tests)
-    minutes: float = 0.0  # stop training after this long (0: no limit)
+    minutes: float = 10.0  # stop training after this long (0: no limit)
     beam: int = 3  # for the before/after scores
     meteor: bool = True
     quantize: bool = False
@@ -198,28 +202,65 @@ def language_batches(cfg: FinetuneConfig, vocab: Vocabulary, max_length: int,
     return LanguageBatches([captions[i] for i in picked], vocab, max_length, tag_words, sim)
 
 
+@dataclass
+class Replay:
+    """Original training photos (features and captions) drawn alongside the folder's."""
+
+    feats: Features
+    batches: TokenBatches
+
+
+@dataclass
+class Mix:
+    """What each step adds against forgetting: text-prior rows, replayed original photos."""
+
+    lm: LanguageBatches | None = None
+    replay: Replay | None = None
+
+
+def replay_set(cfg: FinetuneConfig, encoder: str, vocab: Vocabulary, max_length: int,
+               tagged: bool) -> Replay | None:
+    if cfg.replay is None:
+        return None
+    train = flickr_splits(cfg.replay)["train"]
+    rng = np.random.default_rng(cfg.seed)
+    picked = sorted(rng.choice(len(train), size=min(cfg.replay_images, len(train)), replace=False))
+    split = CaptionSet([train.paths[i] for i in picked], [train.captions[i] for i in picked])
+    return Replay(features(cfg, encoder, split, 1, tagged), TokenBatches(split, vocab, max_length))
+
+
+def batch_loss(decoder: CaptionDecoder, feats: Features, batches: TokenBatches, rows: np.ndarray,
+               rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-forced cross-entropy of some rows (a random view each) and the attention sums."""
+    images, tokens, lengths = batches.collate(rows)
+    view = torch.from_numpy(rng.integers(feats.grid.shape[0], size=len(images)))
+    tags = None if feats.tags is None else feats.tags[view, images]
+    logp, alpha_sum, _ = decoder(feats.grid[view, images], tokens, lengths, tags)
+    return F.nll_loss(logp, packed_targets(tokens, lengths)), alpha_sum
+
+
 def train_epoch(decoder: CaptionDecoder, optimizer: torch.optim.Optimizer, batches: TokenBatches,
-                feats: Features, lm: LanguageBatches | None, cfg: FinetuneConfig,
-                rng: np.random.Generator) -> float:
-    """Teacher forcing on the folder (+ a caption-only batch each step with --text); mean loss."""
+                feats: Features, mix: Mix, cfg: FinetuneConfig, rng: np.random.Generator) -> float:
+    """Teacher forcing on the folder, plus the mixed-in rows each step; the folder's mean loss."""
     decoder.train()
     plan = batches.batches(cfg.batch_size, rng)
     if cfg.max_steps:
         plan = plan[: cfg.max_steps]
+    half = max(cfg.batch_size // 2, 1)
     total, rows_seen = 0.0, 0
     for rows in plan:
-        images, tokens, lengths = batches.collate(rows)
-        view = torch.from_numpy(rng.integers(feats.grid.shape[0], size=len(images)))
-        tags = None if feats.tags is None else feats.tags[view, images]
-        logp, alpha_sum, _ = decoder(feats.grid[view, images], tokens, lengths, tags)
-        loss = F.nll_loss(logp, packed_targets(tokens, lengths))
+        loss, alpha_sum = batch_loss(decoder, feats, batches, rows, rng)
         total += float(loss.detach()) * len(rows)
         loss = loss + cfg.alpha_c * attention_regulariser(alpha_sum)
-        if lm is not None:
-            lm_tokens, lm_lengths, lm_tags = lm.draw(max(cfg.batch_size // 2, 1), rng)
+        if mix.lm is not None:
+            lm_tokens, lm_lengths, lm_tags = mix.lm.draw(half, rng)
             blank = feats.grid.new_zeros(len(lm_tokens), 1, feats.grid.shape[3])
             lm_logp, _, _ = decoder(blank, lm_tokens, lm_lengths, lm_tags if feats.tags is not None else None)
             loss = loss + cfg.lm_weight * F.nll_loss(lm_logp, packed_targets(lm_tokens, lm_lengths))
+        if mix.replay is not None:
+            old = rng.integers(len(mix.replay.batches), size=half)
+            replay_loss, _ = batch_loss(decoder, mix.replay.feats, mix.replay.batches, old, rng)
+            loss = loss + cfg.replay_weight * replay_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(decoder.parameters(), cfg.grad_clip)
@@ -247,7 +288,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     train_feats = features(cfg, encoder, slices.train, cfg.views, tagged)
     val = ValSet(features(cfg, encoder, slices.val, 1, tagged),
                  TokenBatches(slices.val, vocab, max_length))
-    lm = language_batches(cfg, vocab, max_length, source.tag_words if tagged else ())
+    mix = Mix(language_batches(cfg, vocab, max_length, source.tag_words if tagged else ()),
+              replay_set(cfg, encoder, vocab, max_length, tagged))
     batches = TokenBatches(slices.train, vocab, max_length)
     optimizer = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
     best_state = {k: v.clone() for k, v in decoder.state_dict().items()}
@@ -257,7 +299,7 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     start, bad = time.time(), 0
     for epoch in range(1, cfg.epochs + 1):
         rng = np.random.default_rng(cfg.seed * 1000 + epoch)
-        loss = train_epoch(decoder, optimizer, batches, train_feats, lm, cfg, rng)
+        loss = train_epoch(decoder, optimizer, batches, train_feats, mix, cfg, rng)
         score = val.loss(decoder)
         history.append({"epoch": epoch, "train_loss": round(loss, 4), "val_loss": round(score, 4)})
         log(cfg, f"epoch {epoch}: loss {loss:.4f}, val loss {score:.4f}")
@@ -296,6 +338,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="photos with NAME.txt captions")
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     p.add_argument("--text", type=Path, help="caption-only .txt files mixed in against forgetting")
+    p.add_argument("--replay", type=Path, help="the source's training data (Flickr8k format): "
+                   "some of its photos are mixed in against forgetting")
+    p.add_argument("--replay-images", type=int, default=d.replay_images)
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--patience", type=int, default=d.patience)
     p.add_argument("--lr", type=float, default=d.lr)
