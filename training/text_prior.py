@@ -74,6 +74,8 @@ class LanguageBatches:
     def simulate(self, tokens: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
         """Tag probabilities (B, T) shaped like the classifier's: mostly right, sometimes not."""
         tags = np.zeros((len(tokens), self.n_tags), dtype=np.float32)
+        if not self.n_tags:  # a decoder without tags: nothing to simulate
+            return torch.from_numpy(tags)
         for row, ids in enumerate(tokens):
             if rng.random() < self.sim.none_rate:
                 continue
