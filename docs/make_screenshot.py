@@ -1,6 +1,8 @@
-"""Draw docs/screenshot.png: the real window captioning Flickr8k test photos, one word's
-attention pinned. Offscreen Qt, so it runs without a display:
+"""Draw docs/screenshot.png: the real window captioning photos (Flickr8k test, or a folder), one
+word's attention pinned. Offscreen Qt, so it runs without a display:
 
+    QT_QPA_PLATFORM=offscreen python docs/make_screenshot.py \
+        --folder ../shared/data/coco_ood/images --photos 24 --word bear
     QT_QPA_PLATFORM=offscreen python docs/make_screenshot.py [--photos 24] [--word dog]
     QT_QPA_PLATFORM=offscreen python docs/make_screenshot.py \
         --video ../shared/data/video/scene_cuts_3shots.mp4 --out docs/video_tab.png
@@ -52,6 +54,8 @@ def show_video(app: QApplication, window, video: Path, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/flickr8k")
+    parser.add_argument("--folder", type=Path, help="instead of Flickr8k test: the photos of this "
+                        "folder, e.g. ../shared/data/coco_ood/images")
     parser.add_argument("--photos", type=int, default=24)
     parser.add_argument("--word", default="dog", help="pin the attention of this word")
     parser.add_argument("--video", type=Path, help="instead: the Video tab captioning this video")
@@ -62,8 +66,11 @@ def main() -> None:
     from gui.main_window import MainWindow
     from gui.settings import AppSettings, settings_store
 
-    names = (args.data / "Flickr_8k.testImages.txt").read_text().split()
-    paths = [args.data / "images" / n for n in names if (args.data / "images" / n).is_file()]
+    if args.folder is not None:
+        paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    else:
+        names = (args.data / "Flickr_8k.testImages.txt").read_text().split()
+        paths = [args.data / "images" / n for n in names if (args.data / "images" / n).is_file()]
     with tempfile.TemporaryDirectory() as tmp:
         store: QSettings = settings_store(Path(tmp) / "settings.ini")
         AppSettings().save(store)
