@@ -19,6 +19,7 @@ from captioner.images import load_image, preprocess_batch
 from captioner.search import FUNCTION_WORDS, Hypothesis, SearchConfig, beam_search
 from captioner.session import choose_providers, make_session
 from captioner.tags import Tag, top_tags
+from captioner.wording import fix_articles
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +178,8 @@ class Captioner:
         if not hyps:
             return CaptionResult("", [], float("-inf"), [], np.zeros((0, gh, gw), np.float32), tags, 0.0)
         best = hyps[0]
-        words = vocab.decode(best.tokens)
-        alternatives = [(" ".join(vocab.decode(h.tokens)), h.score) for h in hyps]
+        words = fix_articles(vocab.decode(best.tokens))
+        alternatives = [(" ".join(fix_articles(vocab.decode(h.tokens))), h.score) for h in hyps]
         attention = best.alphas.reshape(len(best.tokens), gh, gw).astype(np.float32)
         confidence = None
         calibration = self.bundle.calibration

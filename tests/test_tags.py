@@ -130,3 +130,12 @@ def test_tagged_decoder_exports_with_parity_and_captions_carry_tags(tmp_path_fac
     ((_, result),) = list(cap.caption_files([flickr_dir / "images" / DOG_PHOTO]))
     assert result.tags and result.tags[0].word == "dog" and result.tags[0].p > 0.5
     assert result.confidence is None  # not calibrated: no number pretends to be one
+
+
+def test_articles_follow_the_next_word() -> None:
+    from captioner.wording import fix_articles
+
+    assert fix_articles("a man plays a accordion".split()) == "a man plays an accordion".split()
+    assert fix_articles("an dog and a unicycle near an hour".split()) == \
+        "a dog and a unicycle near an hour".split()
+    assert fix_articles(["a"]) == ["a"]
