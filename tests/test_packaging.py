@@ -70,9 +70,8 @@ def test_import_without_torch_says_install_train_extra(package: str) -> None:
 def test_shipped_bundle_captions_a_real_photo(no_env: None, flickr_dir: Path) -> None:
     """The default bundle, both variants, under whatever onnxruntime is installed (the lowest
     supported one in CI's second run)."""
-    from captioner.captioner import Captioner, CaptionOptions
-
     from captioner.bundle import load_bundle
+    from captioner.captioner import Captioner, CaptionOptions
 
     photo = flickr_dir / "images" / PHOTO
     bundle = load_bundle(default_model.default_bundle())
