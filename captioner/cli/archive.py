@@ -114,7 +114,7 @@ class Skipper:
 
 
 def add_archive_options(p: argparse.ArgumentParser) -> None:
-    """The options of large runs (docs/archives.md)."""
+    """The options of large runs (docs/scale.md)."""
     p.add_argument("--jsonl", metavar="PATH",
                    help="one JSON object per photo, written as each is done (- for stdout); a rerun "
                         "with the same file skips the photos already in it")
