@@ -27,13 +27,13 @@ def _combo_to(combo, value: int) -> None:
 def test_confidence_on_the_editor_and_tooltip_and_nothing_when_unknown(qtbot, window, shapes: dict) -> None:
     open_and_wait(qtbot, window, [shapes["root"]], shapes["count"])
     sure, unknown = _paths(window)[:2]
-    give_result(window, sure, "a red circle", confidence=0.32, tags=(("dog", 0.9),))
+    give_result(window, sure, "a red circle", confidence=0.22, tags=(("dog", 0.9),))
     give_result(window, unknown, "a blue square", confidence=None)
     page = window.page
     page.select_item(item(window, sure))
     qtbot.waitUntil(lambda: page.confidence.isVisible())
-    assert "32%" in page.confidence.label.text() and "doubtful" in page.confidence.label.text()
-    assert "confidence 32%" in page.proxy.index(0, 0).data(Qt.ItemDataRole.ToolTipRole)
+    assert "22%" in page.confidence.label.text() and "doubtful" in page.confidence.label.text()
+    assert "confidence 22%" in page.proxy.index(0, 0).data(Qt.ItemDataRole.ToolTipRole)
     assert "%/word" not in page.nbest.topLevelItem(0).text(2)  # the headline is the confidence
     assert page.strip.per_word.text().endswith("%/word")  # per-word stays in the word strip
     page.select_item(item(window, unknown))
@@ -69,7 +69,7 @@ def test_a_tag_chip_inserts_its_word_at_the_cursor_and_undo_removes_it(qtbot, wi
 def test_lowest_confidence_first_and_the_low_confidence_filter(qtbot, window, shapes: dict) -> None:
     open_and_wait(qtbot, window, [shapes["root"]], shapes["count"])
     paths = _paths(window)[:5]
-    for path, confidence in zip(paths, (0.9, 0.2, None, 0.45, 0.6), strict=True):
+    for path, confidence in zip(paths, (0.9, 0.1, None, 0.25, 0.6), strict=True):
         give_result(window, path, f"caption of {path.stem}", confidence=confidence)
     page, grid = window.page, window.page.grid
     _combo_to(page.sort_combo, Sort.CONFIDENCE)
@@ -87,7 +87,7 @@ def test_lowest_confidence_first_and_the_low_confidence_filter(qtbot, window, sh
     qtbot.wait(50)
     assert window.photos.current() is clicked and page.editor.toPlainText() == clicked.caption
     assert [i.data(Role.ITEM) for i in grid.selectionModel().selectedIndexes()] == [clicked]
-    # Low confidence (threshold 0.5): the two doubtful model captions, and the current photo
+    # Low confidence (threshold 0.3): the two doubtful model captions, and the current photo
     page.select_item(item(window, paths[0]))
     _combo_to(page.show_combo, Show.LOW)
     qtbot.wait(20)
@@ -237,7 +237,7 @@ def test_video_segments_show_tags_and_doubtful_ones_are_marked(qtbot) -> None:
     model = SegmentModel()
     model.merge = False
     tags = (Tag("dog", 0.9), Tag("grass", 0.4))
-    model.add(Segment(0, 2, "a dog on grass", -0.5, 1, confidence=0.3, tags=tags))
+    model.add(Segment(0, 2, "a dog on grass", -0.5, 1, confidence=0.2, tags=tags))
     model.add(Segment(2, 4, "a cat on a sofa", -0.4, 3, confidence=0.9, tags=(Tag("cat", 0.8),)))
     model.add(Segment(4, 6, "a bird", -0.4, 5))  # no calibration: nothing shown
     assert model.index(0, TAGS).data() == "dog, grass"
@@ -245,7 +245,7 @@ def test_video_segments_show_tags_and_doubtful_ones_are_marked(qtbot) -> None:
     assert model.index(1, CAPTION).data(Qt.ItemDataRole.BackgroundRole) is None
     assert model.index(0, CAPTION).data(Qt.ItemDataRole.DecorationRole) is not None
     assert model.index(2, CAPTION).data(Qt.ItemDataRole.DecorationRole) is None
-    assert "confidence 30% (doubtful)" in model.index(0, CAPTION).data(Qt.ItemDataRole.ToolTipRole)
+    assert "confidence 20% (doubtful)" in model.index(0, CAPTION).data(Qt.ItemDataRole.ToolTipRole)
     assert model.doubtful_count() == 1
     assert model.setData(model.index(0, CAPTION), "a puppy on grass")  # a person's caption: not marked
     assert model.doubtful_count() == 0 and model.confidence(0) is None

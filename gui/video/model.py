@@ -15,6 +15,7 @@ from PySide6.QtGui import QColor, QPainter, QPixmap
 
 from captioner.segments import Segment, merge_pair, similar_captions
 from captioner.video import timecode
+from gui.settings import AppSettings
 from gui.widgets.confidence import confidence_colour, confidence_word
 
 Index = QModelIndex | QPersistentModelIndex
@@ -50,7 +51,7 @@ class SegmentModel(QAbstractTableModel):
         self._pixmaps: dict[int, QPixmap] = {}
         self.merge = True
         self.edited = False  # a caption was changed by hand since the run or the last export
-        self.low_confidence = 0.5  # below it a segment is marked doubtful
+        self.low_confidence = AppSettings().low_confidence  # below it a segment is doubtful
         self._by_hand: set[int] = set()  # rows whose caption a person wrote
         self._dots: dict[str, QPixmap] = {}
 

@@ -13,7 +13,7 @@ LOW = QColor(215, 50, 50)
 MIDDLE = QColor(225, 160, 20)
 HIGH = QColor(40, 160, 70)
 TRACK = QColor(0, 0, 0, 110)
-SURE = 0.8  # from here a caption reads as sure (green)
+SURE = 0.6  # from here a caption reads as sure (green): see gui/settings.py low_confidence
 
 
 def confidence_colour(confidence: float, low: float) -> QColor:
