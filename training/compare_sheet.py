@@ -11,35 +11,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import textwrap
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
-
-from captioner.images import load_image
 from training.data import CaptionSet, folder_split
+from training.sheets import Line, draw_sheet
 
 
-def compare_sheet(split: CaptionSet, before: dict[str, str], after: dict[str, str], path: Path,
-                  count: int = 24, cols: int = 4, thumb: int = 200) -> None:
-    step = max(len(split) // count, 1)
-    picks = list(range(0, len(split), step))[:count]
-    cell_h = thumb + 118
-    sheet = Image.new("RGB", (cols * (thumb + 16) + 16, -(-len(picks) // cols) * cell_h + 16), "white")
-    draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=12)
-    for n, i in enumerate(picks):
-        x, y = 16 + (n % cols) * (thumb + 16), 16 + (n // cols) * cell_h
+def compare_sheet(split: CaptionSet, before: dict[str, str], after: dict[str, str], path: Path) -> None:
+    def lines(i: int) -> list[Line]:
         name = split.paths[i].name
-        sheet.paste(load_image(split.paths[i]).resize((thumb, thumb)), (x, y))
-        lines = [("before: " + before.get(name, "?"), "#b03030", 2), ("after: " + after.get(name, "?"),
-                 "#106010", 3), ("ref: " + split.captions[i][0], "#666666", 2)]
-        row = y + thumb + 3
-        for text, colour, limit in lines:
-            for line in textwrap.wrap(text, 33)[:limit]:
-                draw.text((x, row), line, fill=colour, font=font)
-                row += 13
-    sheet.save(path)
+        return [("before: " + before.get(name, "?"), "#b03030", 2),
+                ("after: " + after.get(name, "?"), "#106010", 3),
+                ("ref: " + split.captions[i][0], "#666666", 2)]
+
+    draw_sheet(split, lines, path)
 
 
 def main() -> None:

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
-
 from captioner.bundle import load_bundle, write_manifest
 from captioner.captioner import Captioner, CaptionOptions
 from captioner.errors import CaptionerError
-from captioner.images import load_image
 from training.data import CaptionSet, folder_split, load_splits
 from training.metrics import caption_health, coco_scores
+from training.sheets import draw_sheet
 
 
 def caption_split(captioner: Captioner, split: CaptionSet, beam: int,
@@ -88,25 +85,10 @@ def choose_length_penalty(bundle_dir: Path, split: CaptionSet, beam: int,
     return best
 
 
-def contact_sheet(split: CaptionSet, captions: list[str], path: Path, count: int = 24,
-                  cols: int = 4, thumb: int = 224) -> None:
-    """24 test images with the generated caption (bold) and one reference under each."""
-    step = max(len(split) // count, 1)
-    picks = list(range(0, len(split), step))[:count]
-    cell_h = thumb + 92
-    sheet = Image.new("RGB", (cols * (thumb + 16) + 16, -(-len(picks) // cols) * cell_h + 16), "white")
-    draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=13)
-    for n, i in enumerate(picks):
-        x, y = 16 + (n % cols) * (thumb + 16), 16 + (n // cols) * cell_h
-        sheet.paste(load_image(split.paths[i]).resize((thumb, thumb)), (x, y))
-        gen = textwrap.wrap(captions[i], 34)[:3]
-        ref = textwrap.wrap("ref: " + split.captions[i][0], 34)[:2]
-        for k, line in enumerate(gen):
-            draw.text((x, y + thumb + 4 + 14 * k), line, fill="black", font=font)
-        for k, line in enumerate(ref):
-            draw.text((x, y + thumb + 50 + 14 * k), line, fill="#666666", font=font)
-    sheet.save(path)
+def contact_sheet(split: CaptionSet, captions: list[str], path: Path) -> None:
+    """24 test images with the generated caption (black) and one reference (grey) under each."""
+    draw_sheet(split, lambda i: [(captions[i], "black", 3), ("ref: " + split.captions[i][0], "#666666", 2)],
+               path, thumb=224, rows=6)
 
 
 def main() -> None:
