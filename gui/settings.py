@@ -58,9 +58,9 @@ class AppSettings:
     thumbnail_size: int = 128
     overlay_style: str = "heat"
     overlay_opacity: float = 0.65
-    # below this a caption is "doubtful" (red, Low confidence filter): with the default model's
-    # calibration the captions under 0.3 (a fifth of Flickr8k test) average CIDEr 0.24, those
-    # over 0.6 average 0.95 (docs/results.md, "Confidence")
+    # below this a caption is "doubtful" (red, Low confidence filter): chosen on Flickr8k dev with
+    # the default model, where captions under 0.3 (a quarter) average CIDEr 0.24 and those over
+    # 0.6 average 0.92 (docs/results.md, "Confidence")
     low_confidence: float = 0.3
 
     def bundle_path(self) -> Path:

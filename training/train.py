@@ -63,7 +63,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--pseudo-images", type=Path, help="unlabeled photos given pseudo-captions "
                    "retrieved from --text by their tags")
     p.add_argument("--ood", type=Path, help="extra dev set (images/ + captions.txt) scored every "
-                   "epoch; the checkpoint kept is best on the mean of both dev CIDEr-Ds")
+                   "epoch; the checkpoint kept is best on the mean of both dev CIDEr-Ds (the "
+                   "learning rate and patience follow the dataset's own val split alone)")
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     p.add_argument("--workdir", type=Path, help="checkpoints and logs (default runs/<out name>)")
     p.add_argument("--cache-dir", type=Path, default=Path("cache/features"))
@@ -144,8 +145,9 @@ class RunState:
 
     epoch: int = 0  # epochs completed (cross-entropy and SCST counted together)
     stage: str = "xe"  # "xe" (teacher forcing), then "scst"
-    best_cider: float = -1.0  # best validation CIDEr-D so far (mean of both dev sets with --ood)
+    best_cider: float = -1.0  # best Flickr8k-style val CIDEr-D so far: drives lr and patience
     bad_epochs: int = 0  # epochs since it last improved
+    best_select: float = -1.0  # best checkpoint score (with --ood, the mean of both dev sets)
 
 
 def bare(model: torch.nn.Module) -> CaptionDecoder:
@@ -439,7 +441,7 @@ def main(args: argparse.Namespace) -> Path | None:
         decoder.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         ctx.history = ckpt["history"]
-        state = RunState(**{f.name: ckpt[f.name] for f in fields(RunState)})
+        state = RunState(**{f.name: ckpt[f.name] for f in fields(RunState) if f.name in ckpt})
         if ctx.is_main:
             print(f"resumed from {workdir / 'last.pt'} after {state.stage} epoch {state.epoch}")
     batches = TokenBatches(ctx.splits["train"], ctx.vocab, args.max_length)
@@ -478,14 +480,18 @@ def end_of_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: 
     stats |= evaluate(model, ctx, val_cider)
     stats |= {"epoch": epoch, "stage": state.stage, "replica_spread": replica_spread(model, ctx.world),
               "lr": optimizer.param_groups[0]["lr"]}
-    improved = stats["select"] > state.best_cider
-    state.epoch, state.best_cider = epoch, max(state.best_cider, stats["select"])
+    # the schedule (lr halving, patience) follows the training dataset's own val split only; the
+    # --ood dev set only chooses which finished checkpoint is kept, never how training goes
+    improved = stats["val_cider"] > state.best_cider
+    keep = stats["select"] > state.best_select
+    state.epoch, state.best_cider = epoch, max(state.best_cider, stats["val_cider"])
+    state.best_select = max(state.best_select, stats["select"])
     state.bad_epochs = 0 if improved else state.bad_epochs + 1
     if ctx.is_main:
         log_epoch(workdir, ctx, stats)
         print(json.dumps({k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in stats.items()}),
               flush=True)
-        if improved:
+        if keep:
             save_checkpoint(workdir / "best.pt", model, optimizer, ctx, state)
         save_checkpoint(workdir / "last.pt", model, optimizer, ctx, state)
     if not improved and state.stage == "xe":  # halve when validation stalls; SCST's val is
