@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -51,7 +53,6 @@ def test_sidecar_and_coco_datasets(tmp_path: Path) -> None:
     pairs = make_shapes_folder(tmp_path / "shapes", per_class=3)
     splits = sidecar_splits(tmp_path / "shapes")
     assert sum(len(splits[s]) for s in ("train", "val", "test")) >= len(pairs) - 1
-    import json
     ann = {"images": [{"id": i, "file_name": p.name} for i, (p, _) in enumerate(pairs)],
            "annotations": [{"id": i, "image_id": i, "caption": c} for i, (_, c) in enumerate(pairs)]}
     (tmp_path / "captions.json").write_text(json.dumps(ann))
@@ -123,8 +124,6 @@ def test_scst_follows_cross_entropy_after_resume(tmp_path: Path) -> None:
 
 
 def test_token_batches_cover_every_caption_once(tmp_path: Path) -> None:
-    import numpy as np
-
     from captioner.vocab import Vocabulary
     pairs = make_shapes_folder(tmp_path, per_class=2, sidecars=True)
     split = sidecar_splits(tmp_path)["train"]
@@ -153,3 +152,120 @@ def test_two_process_ddp_keeps_replicas_identical(tmp_path: Path) -> None:
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert all(float(r["replica_spread"]) == 0.0 for r in rows)
     assert float(rows[0]["train_loss"]) > 0
+
+
+def test_rank_shares_are_disjoint_in_order_and_cover_every_photo() -> None:
+    from training.features import Ranks
+
+    for n in (0, 1, 5, 12, 13, 1001):
+        for world in (1, 2, 3, 7):
+            shares = [Ranks(r, world).share(n) for r in range(world)]
+            assert [i for s in shares for i in s] == list(range(n))
+            assert max(len(s) for s in shares) - min(len(s) for s in shares) <= 1
+
+
+def _memmap(path: Path, array: np.ndarray) -> np.ndarray:
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=array.shape)
+    out[:] = array
+    out.flush()
+    return np.load(path, mmap_mode="r")
+
+
+def test_feature_store_reads_joined_and_selected_caches_like_the_arrays(tmp_path: Path) -> None:
+    """A store over two caches, the second subset, reads what torch.cat of the in-RAM arrays
+    would give, as float32, and stays backed by the memmaps."""
+    from training.features import FeatureStore
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((2, n, 3, 4)).astype(np.float16) for n in (5, 6))
+    keep = np.array([4, 0, 2])
+    store = FeatureStore.of(_memmap(tmp_path / "a.npy", a)).join(
+        FeatureStore.of(_memmap(tmp_path / "b.npy", b)).select(keep))
+    whole = torch.cat([torch.from_numpy(a), torch.from_numpy(b)[:, torch.from_numpy(keep)]], dim=1)
+    assert store.shape == tuple(whole.shape) == (2, 8, 3, 4)
+    assert all(isinstance(x, np.memmap) for x in store.arrays)
+    views, rows = torch.tensor([1, 0, 1, 0, 1]), torch.tensor([7, 0, 5, 6, 3])
+    got = store[views, rows]
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, whole[views, rows].float())
+    torch.testing.assert_close(store[1, 3:8], whole[1, 3:8].float())
+    torch.testing.assert_close(store.select(np.array([6, 1]))[0, np.array([1, 0])], whole[0, [1, 6]].float())
+    for outside in (np.array([8]), np.array([-1])):
+        with pytest.raises(IndexError):
+            store[0, outside]
+        with pytest.raises(IndexError):
+            store.select(outside)
+
+
+@pytest.mark.slow
+def test_two_ranks_share_extraction_and_write_the_one_process_cache(tmp_path: Path) -> None:
+    """Under torchrun each rank decodes only its half of the photos; the joined cache has the
+    key, the meta and the features of a cache made by one process."""
+    from training.features import cache_key, cached_features
+
+    pairs = make_shapes_folder(tmp_path / "data", per_class=1, seed=5, sidecars=False)
+    paths = sorted(p for p, _ in pairs)
+    (tmp_path / "list.txt").write_text("\n".join(map(str, paths)))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", "29534", "-m", "tests.feature_shards", str(tmp_path / "list.txt"),
+           str(tmp_path / "ranks" / "cache"), "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    decoded = [json.loads((tmp_path / "ranks" / f"rank{r}.json").read_text())["decoded"] for r in (0, 1)]
+    assert decoded == [list(map(str, paths[:6])), list(map(str, paths[6:]))]
+    info = get_encoder("efficientnet_lite0")
+    one = cached_features(info, paths, tmp_path / "one", views=2, progress=False)
+    key = cache_key(info, paths, 2)
+    shared = tmp_path / "ranks" / "cache"
+    assert sorted(p.name for p in shared.iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert (shared / f"{key}.json").read_text() == (tmp_path / "one" / f"{key}.json").read_text()
+    two = np.load(shared / f"{key}.npy", mmap_mode="r")
+    assert two.shape == one.shape == (2, 12, 49, 1280)
+    np.testing.assert_allclose(two.astype(np.float32), one.astype(np.float32), atol=2e-2, rtol=1e-2)
+    assert float(np.abs(one[:, 1:].astype(np.float32) - one[:, :-1].astype(np.float32)).max()) > 1.0
+
+
+def test_build_context_reads_every_feature_through_memmaps(tmp_path: Path, flickr_dir: Path) -> None:
+    """Flickr-style training data, tags, pseudo-captioned photos and an --ood set: every store
+    is backed by the cache files (no in-RAM copy), the pseudo photos are appended without
+    copying, and the tag probabilities equal those of the cache loaded whole."""
+    import shutil
+
+    from training.features import FeatureStore
+    from training.pseudo import unlabeled_photos
+    from training.tags import build_tag_head, tag_probs
+    from training.train import build_context, get_args_parser
+
+    make_shapes_folder(tmp_path / "data", per_class=2, seed=3)
+    (tmp_path / "pseudo").mkdir()
+    for name in (DOG_PHOTO, "1000268201_693b08cb0e.jpg"):
+        shutil.copyfile(flickr_dir / "images" / name, tmp_path / "pseudo" / name)
+    shutil.copyfile(tmp_path / "data" / "red_circle_3_0.jpg", tmp_path / "pseudo" / "shape.jpg")
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "coco_captions.txt").write_text(
+        "a.jpg#0\ta dog runs through the snow\nb.jpg#0\ta girl climbs into a playhouse\n")
+    (tmp_path / "ood" / "images").mkdir(parents=True)
+    shutil.copyfile(flickr_dir / "images" / DOG_PHOTO, tmp_path / "ood" / "images" / "dog.jpg")
+    (tmp_path / "ood" / "captions.txt").write_text("dog.jpg#0\ta dog in the snow\n")
+    args = get_args_parser().parse_args([
+        "--dataset", "sidecar", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "b"),
+        "--cache-dir", str(tmp_path / "cache"), "--encoder", "efficientnet_lite0",
+        "--text", str(tmp_path / "text"), "--pseudo-images", str(tmp_path / "pseudo"),
+        "--ood", str(tmp_path / "ood"), "--min-count", "1", "--no-progress"])
+    ctx = build_context(args, 0, 1)
+    stores: list[FeatureStore] = [ctx.train_feats, ctx.val_feats, *([ctx.ood.feats] if ctx.ood else [])]
+    backing = [a for s in stores for a in s.arrays]
+    files = [Path(str(a.filename)) for a in backing if isinstance(a, np.memmap)]
+    assert len(backing) == len(files) == 4 and {f.parent for f in files} == {tmp_path / "cache"}
+    own, pseudo = (np.array(a) for a in ctx.train_feats.arrays)
+    photos = unlabeled_photos(tmp_path / "pseudo")
+    kept = [photos.index(p) for p in ctx.splits["train"].paths[own.shape[1]:]]
+    assert tmp_path / "pseudo" / DOG_PHOTO in ctx.splits["train"].paths and len(kept) < len(photos)
+    assert ctx.train_feats.shape == (2, own.shape[1] + len(kept), 49, 1280)
+    whole = torch.cat([torch.from_numpy(own), torch.from_numpy(pseudo)[:, kept]], dim=1)
+    rows = torch.arange(ctx.train_feats.shape[1] - 1, -1, -1)
+    torch.testing.assert_close(ctx.train_feats[1, rows], whole[1, rows].float())
+    assert ctx.tags is not None and ctx.ood is not None and ctx.ood.tags is not None
+    torch.testing.assert_close(ctx.tags.train, tag_probs(build_tag_head("efficientnet_lite0"), whole))
+    assert ctx.ood.feats.shape == (1, 1, 49, 1280)

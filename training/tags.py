@@ -17,6 +17,8 @@ from typing import cast
 import torch
 from torch import nn
 
+from training.features import FeatureStore
+
 TABLE = Path(__file__).parent / "tags" / "imagenet_words.tsv"
 
 
@@ -75,7 +77,11 @@ def build_tag_head(encoder_name: str, table: TagTable | None = None) -> TagHead:
 
 
 @torch.no_grad()
-def tag_probs(head: TagHead, feats: torch.Tensor, batch: int = 512) -> torch.Tensor:
-    """Tag probabilities of cached features (views, N, P, D) -> (views, N, T) float32."""
-    out = [torch.cat([head(v[i:i + batch]) for i in range(0, v.shape[0], batch)]) for v in feats]
+def tag_probs(head: TagHead, feats: FeatureStore | torch.Tensor, batch: int = 512,
+              views: int | None = None) -> torch.Tensor:
+    """Tag probabilities of cached features (views, N, P, D) -> (views, N, T) float32, of the
+    first `views` views (None: all). Read `batch` photos at a time, so a memory-mapped
+    FeatureStore is never loaded whole; the result is small (T words per photo)."""
+    count, n = feats.shape[0] if views is None else views, feats.shape[1]
+    out = [torch.cat([head(feats[v, i:i + batch]) for i in range(0, n, batch)]) for v in range(count)]
     return torch.stack(out)

@@ -8,7 +8,8 @@ train_one_epoch, evaluate, main. The backbone is frozen: its features are comput
 cached; the decoder trains on them with teacher forcing (cross-entropy + doubly stochastic
 attention), then optionally with self-critical sequence training (CIDEr-D reward, greedy
 baseline). A checkpoint is written every epoch; --resume continues from it. Under torchrun the
-same script trains with DistributedDataParallel (gloo on CPU, nccl on GPU).
+same script trains with DistributedDataParallel (gloo: the decoder trains on the CPU); the ranks
+share the feature extraction and read the cache memory-mapped (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from captioner.vocab import Vocabulary, tokenize
 from training.cider import CiderD
 from training.data import CaptionSet, TokenBatches, download_flickr8k, folder_split, load_splits
 from training.encoders import EncoderInfo, available_encoders, get_encoder
-from training.features import cached_features
+from training.features import FeatureStore, Ranks, cached_features
 from training.model import (
     CaptionDecoder,
     DecoderConfig,
@@ -104,8 +105,8 @@ class Context:
     args: argparse.Namespace
     splits: dict[str, CaptionSet]
     vocab: Vocabulary
-    train_feats: torch.Tensor  # (views, N, positions, dim) fp16
-    val_feats: torch.Tensor
+    train_feats: FeatureStore  # (views, N, positions, dim), memory-mapped
+    val_feats: FeatureStore
     val_refs: list[list[list[str]]]
     train_refs: list[list[list[str]]]
     tags: TagData | None = None
@@ -134,7 +135,7 @@ class TagData:
 class DevSet:
     """An extra scored split (features of one view, tags, tokenised references)."""
 
-    feats: torch.Tensor
+    feats: FeatureStore  # (1, N, positions, dim)
     tags: torch.Tensor | None
     refs: list[list[list[str]]]
 
@@ -173,7 +174,7 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ba
     for rows in bar:
         images, tokens, lengths = batches.collate(rows)
         view = torch.from_numpy(rng.integers(ctx.train_feats.shape[0], size=len(images)))
-        grid = ctx.train_feats[view, images].float()
+        grid = ctx.train_feats[view, images]
         tags = ctx.tags.train[view, images] if ctx.tags else None
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=ctx.autocast):
             logp, alpha_sum, _ = model(grid, tokens, lengths, tags)
@@ -230,7 +231,7 @@ def scst_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx
     bar = tqdm(plan, desc=f"scst {epoch}", disable=args.no_progress or not ctx.is_main)
     for images in bar:
         view = torch.from_numpy(rng.integers(ctx.train_feats.shape[0], size=len(images)))
-        grid = ctx.train_feats[view, torch.from_numpy(images)].float()
+        grid = ctx.train_feats[view, images]
         tags = ctx.tags.train[view, torch.from_numpy(images)] if ctx.tags else None
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=ctx.autocast):
             tokens, logprob, counts = sample_decode(decoder, grid, vocab.start_id, vocab.end_id,
@@ -262,7 +263,7 @@ def evaluate(model: torch.nn.Module, ctx: Context, cider: CiderD) -> dict[str, f
     """Greedy captions of the validation images, scored with CIDEr-D."""
     decoder = bare(model)
     decoder.eval()
-    words = greedy_captions(decoder, ctx, ctx.val_feats[0], ctx.tags.val[0] if ctx.tags else None)
+    words = greedy_captions(decoder, ctx, ctx.val_feats, ctx.tags.val[0] if ctx.tags else None)
     texts = [" ".join(w) for w in words]
     out = {"val_cider": cider.corpus_score(words, ctx.val_refs),
            "val_distinct": len(set(texts)) / max(len(texts), 1)}
@@ -273,11 +274,12 @@ def evaluate(model: torch.nn.Module, ctx: Context, cider: CiderD) -> dict[str, f
     return out
 
 
-def greedy_captions(decoder: CaptionDecoder, ctx: Context, feats: torch.Tensor,
+def greedy_captions(decoder: CaptionDecoder, ctx: Context, feats: FeatureStore,
                     tags: torch.Tensor | None) -> list[list[str]]:
+    """Greedy captions of view 0 (the photo itself), 250 photos read from the cache at a time."""
     words = []
-    for start in range(0, feats.shape[0], 250):
-        grid = feats[start:start + 250].float()
+    for start in range(0, feats.shape[1], 250):
+        grid = feats[0, start:start + 250]
         part = None if tags is None else tags[start:start + 250]
         tokens = greedy_decode(decoder, grid, ctx.vocab.start_id, ctx.args.max_length, part)
         words += [ctx.vocab.decode(t) for t in tokens.tolist()]
@@ -339,9 +341,11 @@ def plot_curves(path: Path, history: list[dict[str, Any]]) -> None:
 
 
 def setup_distributed() -> tuple[int, int]:
+    """Rank and world size under torchrun. Always gloo: the decoder and every tensor the ranks
+    exchange live on the CPU, which nccl cannot carry (even on a machine with a GPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
@@ -356,6 +360,9 @@ def replica_spread(model: torch.nn.Module, world: int) -> float:
 
 
 def build_context(args: argparse.Namespace, rank: int, world: int) -> Context:
+    """Data, vocabulary and features. Under torchrun every rank computes its share of a
+    missing feature cache (the calls to cached_features are collective), then reads the cache
+    memory-mapped: no rank holds a copy of it in RAM, only the tag probabilities (views, N, T)."""
     if args.download and not args.data.exists():
         download_flickr8k(args.data)
     splits = load_splits(args.dataset, args.data, args.annotations)
@@ -369,20 +376,17 @@ def build_context(args: argparse.Namespace, rank: int, world: int) -> Context:
     if args.val_images:
         val = CaptionSet(val.paths[: args.val_images], val.captions[: args.val_images])
         splits["val"] = val
-    if rank != 0:  # rank 0 fills the feature cache first; the others then read it
-        dist.barrier()
-    train_feats = torch.from_numpy(np.array(
-        cached_features(info, splits["train"].paths, args.cache_dir, args.views, progress)))
-    val_feats = torch.from_numpy(np.array(cached_features(info, val.paths, args.cache_dir, 1, progress)))
+    ranks = Ranks(rank, world, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    train_feats = FeatureStore.of(
+        cached_features(info, splits["train"].paths, args.cache_dir, args.views, progress, ranks))
+    val_feats = FeatureStore.of(cached_features(info, val.paths, args.cache_dir, 1, progress, ranks))
     head = build_tag_head(args.encoder, table) if table else None
     if head is not None and args.pseudo_images:
-        pseudo, pseudo_feats = pseudo_captioned(args, info, head, text, progress)
+        pseudo, pseudo_feats = pseudo_captioned(args, info, head, text, progress, ranks)
         splits["train"] = CaptionSet(splits["train"].paths + pseudo.paths,
                                      splits["train"].captions + pseudo.captions)
-        train_feats = torch.cat([train_feats, pseudo_feats], dim=1)
-    ood = dev_set(args.ood, info, head, args.cache_dir, progress) if args.ood else None
-    if rank == 0 and world > 1:
-        dist.barrier()
+        train_feats = train_feats.join(pseudo_feats)
+    ood = dev_set(args.ood, info, head, args.cache_dir, progress, ranks) if args.ood else None
     tags = (TagData(table.words, tag_probs(head, train_feats), tag_probs(head, val_feats))
             if head is not None and table is not None else None)
     lm = (LanguageBatches(text, vocab, args.max_length, table.words if table else ())
@@ -396,25 +400,25 @@ def build_context(args: argparse.Namespace, rank: int, world: int) -> Context:
 
 
 def pseudo_captioned(args: argparse.Namespace, info: EncoderInfo, head: TagHead, text: list[str],
-                     progress: bool) -> tuple[CaptionSet, torch.Tensor]:
+                     progress: bool, ranks: Ranks) -> tuple[CaptionSet, FeatureStore]:
     """Unlabeled photos with captions retrieved by their tags (those without a sure tag dropped)."""
     photos = unlabeled_photos(args.pseudo_images)
-    feats = torch.from_numpy(np.array(cached_features(info, photos, args.cache_dir, args.views, progress)))
+    feats = FeatureStore.of(cached_features(info, photos, args.cache_dir, args.views, progress, ranks))
     pool = [c for f in text_files(args.text) if "coco" in f.name for c in read_captions(f)] or text
-    retrieved = retrieve(tag_probs(head, feats[:1])[0].numpy(), pool, load_tag_table().words)
+    retrieved = retrieve(tag_probs(head, feats, views=1)[0].numpy(), pool, load_tag_table().words)
     keep = [i for i, caps in enumerate(retrieved) if caps]
     if progress:
         print(f"pseudo-captions: {len(keep)} of {len(photos)} unlabeled photos have a sure tag")
     return (CaptionSet([photos[i] for i in keep], [retrieved[i] for i in keep]),
-            feats[:, torch.tensor(keep, dtype=torch.long)])
+            feats.select(np.array(keep, dtype=np.int64)))
 
 
 def dev_set(folder: Path, info: EncoderInfo, head: TagHead | None, cache_dir: Path,
-            progress: bool) -> DevSet:
+            progress: bool, ranks: Ranks) -> DevSet:
     """A folder with images/ and captions.txt (token format), scored at every epoch."""
     split = folder_split(folder)
-    feats = torch.from_numpy(np.array(cached_features(info, split.paths, cache_dir, 1, progress)))
-    return DevSet(feats[0], tag_probs(head, feats)[0] if head is not None else None,
+    feats = FeatureStore.of(cached_features(info, split.paths, cache_dir, 1, progress, ranks))
+    return DevSet(feats, tag_probs(head, feats)[0] if head is not None else None,
                   [[tokenize(c) for c in caps] for caps in split.captions])
 
 
