@@ -102,6 +102,37 @@ def test_sampled_log_probs_match_teacher_forcing() -> None:
         torch.testing.assert_close(logprob[row], expected, rtol=1e-4, atol=1e-4)
 
 
+def test_scst_reward_counts_the_end_of_a_finished_caption() -> None:
+    """A caption cut off mid-phrase loses the "<end>" n-grams a finished one earns."""
+    from captioner.vocab import Vocabulary
+    from training.cider import CiderD
+    from training.train import END, ended
+
+    vocab = Vocabulary(["<pad>", "<start>", "<end>", "<unk>", "a", "dog", "runs", "red"])
+    finished = [4, 5, 6, 2, 0]
+    assert ended(finished, vocab) == ["a", "dog", "runs", END]
+    assert ended([4, 5, 6, 4, 7], vocab) == ["a", "dog", "runs", "a", "red"]
+    refs = [["a", "dog", "runs", END], ["the", "dog", "runs", "fast", END]]
+    cider = CiderD([refs, [["a", "cat", END]]])
+    assert cider.score(ended(finished, vocab), refs) > cider.score(ended([4, 5, 6, 4, 0], vocab), refs)
+
+
+def test_greedy_decoding_never_picks_a_banned_word() -> None:
+    """Validation decodes as the app does: <unk> is never written, however likely."""
+    from training.model import greedy_decode
+
+    torch.manual_seed(0)
+    cfg = DecoderConfig(vocab_size=9, feature_dim=8, grid_size=4, embed_dim=16, hidden_size=16,
+                        attention_dim=8, dropout=0.0)
+    model = CaptionDecoder(cfg).eval()
+    with torch.no_grad():
+        model.out_bias[3] = 50.0  # <unk> dominates every step
+        grid = torch.randn(5, 4, 8)
+        assert bool((greedy_decode(model, grid, 1, 6) == 3).all())
+        tokens = greedy_decode(model, grid, 1, 6, banned=(0, 1, 3))
+    assert not bool(torch.isin(tokens, torch.tensor([0, 1, 3])).any())
+
+
 def test_scst_follows_cross_entropy_after_resume(tmp_path: Path) -> None:
     """Cross-entropy, then a resumed run goes on with SCST from the best checkpoint."""
     from training.train import get_args_parser, main

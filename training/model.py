@@ -17,6 +17,7 @@ which returns log-probabilities.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -166,14 +167,20 @@ def attention_regulariser(alpha_sum: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def greedy_decode(
     model: CaptionDecoder, grid: torch.Tensor, start_id: int, max_length: int,
-    tags: torch.Tensor | None = None,
+    tags: torch.Tensor | None = None, banned: Sequence[int] = (),
 ) -> torch.Tensor:
-    """Batch greedy decoding in torch (fast validation); returns (B, max_length) token ids."""
+    """Batch greedy decoding in torch (fast validation); returns (B, max_length) token ids.
+
+    `banned` ids are never chosen, as in the app's search (which never writes <unk>), so that
+    validation scores what ships.
+    """
     feats, keys, h, c = model.encode(grid, tags)
     token = torch.full((grid.shape[0],), start_id, dtype=torch.long)
     out = []
     for _ in range(max_length):
         logits, h, c, _ = model.step(token, h, c, feats, keys, tags)
+        if banned:
+            logits = logits.index_fill(1, torch.tensor(list(banned)), -1e9)
         token = logits.argmax(dim=1)
         out.append(token)
     return torch.stack(out, dim=1)

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
@@ -47,6 +48,8 @@ from training.model import (
 from training.pseudo import retrieve, unlabeled_photos
 from training.tags import TagHead, build_tag_head, load_tag_table, tag_probs
 from training.text_prior import LanguageBatches, caption_vocabulary, read_captions, text_files
+
+END = "<end>"  # the end token as a word of the SCST reward (see `ended`)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -120,6 +123,11 @@ class Context:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    @cached_property
+    def scst_refs(self) -> list[list[list[str]]]:
+        """The training references with <end> as their last word (the SCST reward's)."""
+        return [[ref + [END] for ref in refs] for refs in self.train_refs]
 
 
 @dataclass
@@ -226,7 +234,7 @@ def scst_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx
         plan = plan[: args.max_steps]
     n = max(args.scst_samples, 2)
     start, reward_sum, count = time.time(), 0.0, 0
-    banned = [vocab.pad_id, vocab.start_id, vocab.unk_id]
+    banned = [vocab.pad_id, vocab.start_id]  # <unk> may be drawn: its low reward pushes it down
     decoder.eval()
     bar = tqdm(plan, desc=f"scst {epoch}", disable=args.no_progress or not ctx.is_main)
     for images in bar:
@@ -236,7 +244,7 @@ def scst_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=ctx.autocast):
             tokens, logprob, counts = sample_decode(decoder, grid, vocab.start_id, vocab.end_id,
                                                     args.max_length, n, banned, tags)
-        rewards = np.array([cider.score(vocab.decode(t), ctx.train_refs[images[i // n]])
+        rewards = np.array([cider.score(ended(t, vocab), ctx.scst_refs[images[i // n]])
                             for i, t in enumerate(tokens.tolist())]).reshape(-1, n)
         baseline = (rewards.sum(axis=1, keepdims=True) - rewards) / (n - 1)
         advantage = torch.from_numpy((rewards - baseline).reshape(-1)).float()
@@ -256,6 +264,13 @@ def scst_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx
     elapsed = time.time() - start
     return {"train_loss": -reward_sum / max(count, 1), "sample_reward": reward_sum / max(count, 1),
             "captions_per_s": count * n * ctx.world / elapsed, "seconds": elapsed}
+
+
+def ended(tokens: list[int], vocab: Vocabulary) -> list[str]:
+    """A sampled caption's words, with <end> when it finished: the SCST reward counts the end
+    token as a word (references get it too), so that a caption cut off after "a red and a"
+    loses the n-grams a finished one earns, the known bad-endings failure of CIDEr-D SCST."""
+    return vocab.decode(tokens) + ([END] if vocab.end_id in tokens else [])
 
 
 @torch.no_grad()
@@ -281,7 +296,8 @@ def greedy_captions(decoder: CaptionDecoder, ctx: Context, feats: FeatureStore,
     for start in range(0, feats.shape[1], 250):
         grid = feats[0, start:start + 250]
         part = None if tags is None else tags[start:start + 250]
-        tokens = greedy_decode(decoder, grid, ctx.vocab.start_id, ctx.args.max_length, part)
+        tokens = greedy_decode(decoder, grid, ctx.vocab.start_id, ctx.args.max_length, part,
+                               banned=(ctx.vocab.pad_id, ctx.vocab.start_id, ctx.vocab.unk_id))
         words += [ctx.vocab.decode(t) for t in tokens.tolist()]
     return words
 
@@ -450,7 +466,7 @@ def main(args: argparse.Namespace) -> Path | None:
             print(f"resumed from {workdir / 'last.pt'} after {state.stage} epoch {state.epoch}")
     batches = TokenBatches(ctx.splits["train"], ctx.vocab, args.max_length)
     val_cider = CiderD(ctx.val_refs)
-    train_cider = CiderD(ctx.train_refs) if args.scst_epochs else val_cider
+    train_cider = CiderD(ctx.scst_refs) if args.scst_epochs else val_cider
     while state.epoch < args.epochs + args.scst_epochs:
         if state.stage == "xe" and state.bad_epochs >= args.patience:
             if not args.scst_epochs:  # resumed after cross-entropy stopped early
