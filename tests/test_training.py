@@ -117,6 +117,18 @@ def test_scst_reward_counts_the_end_of_a_finished_caption() -> None:
     assert cider.score(ended(finished, vocab), refs) > cider.score(ended([4, 5, 6, 4, 0], vocab), refs)
 
 
+def test_scst_epochs_draw_the_asked_share_of_pseudo_captioned_photos() -> None:
+    """Half of an epoch from the 100 pseudo-captioned photos (the last rows), no photo twice."""
+    from training.train import scst_order
+
+    rng = np.random.default_rng(0)
+    order = scst_order(1000, 100, 200, 0.5, rng)
+    assert len(order) == 200 == len(set(order.tolist()))
+    assert int((order >= 900).sum()) == 100
+    assert int((scst_order(1000, 100, 400, 0.5, rng) >= 900).sum()) == 100  # only 100 exist
+    assert sorted(scst_order(1000, 100, 0, None, rng).tolist()) == list(range(1000))
+
+
 def test_greedy_decoding_never_picks_a_banned_word() -> None:
     """Validation decodes as the app does: <unk> is never written, however likely."""
     from training.model import greedy_decode

@@ -90,6 +90,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--scst-samples", type=int, default=5)
     p.add_argument("--scst-batch", type=int, default=50, help="images per SCST batch")
     p.add_argument("--scst-images", type=int, default=0, help="images per SCST epoch (0 = all)")
+    p.add_argument("--scst-pseudo-share", type=float, help="share of each SCST epoch's images drawn "
+                   "from the --pseudo-images photos (default: their share of the training photos)")
     p.add_argument("--val-images", type=int, default=0, help="limit validation (0 = all)")
     p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto")
     p.add_argument("--resume", action="store_true", help="continue from <workdir>/last.pt")
@@ -115,6 +117,7 @@ class Context:
     tags: TagData | None = None
     lm: LanguageBatches | None = None
     ood: DevSet | None = None
+    pseudo_count: int = 0  # the last pseudo_count training photos are pseudo-captioned ones
     rank: int = 0
     world: int = 1
     autocast: bool = False
@@ -213,6 +216,22 @@ def language_loss(model: torch.nn.Module, ctx: Context, grid: torch.Tensor,
     return F.nll_loss(logp.float(), packed_targets(tokens, lengths))
 
 
+def scst_order(total: int, pseudo_count: int, size: int, share: float | None,
+               rng: np.random.Generator) -> np.ndarray:
+    """The training photos of one SCST epoch, shuffled: `size` of the `total` (all when 0), of
+    which `share` are pseudo-captioned ones (the last `pseudo_count`: everyday photos whose
+    references are COCO captions, the reward that teaches everyday scenes in COCO's words);
+    share None draws them in proportion."""
+    size = min(size or total, total)
+    if share is None or not pseudo_count:
+        return rng.permutation(total)[:size]
+    paired = total - pseudo_count
+    n_pseudo = min(round(size * share), pseudo_count)
+    picked = np.concatenate([rng.permutation(paired)[: size - n_pseudo],
+                             paired + rng.permutation(pseudo_count)[:n_pseudo]])
+    return rng.permutation(picked)
+
+
 def scst_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: Context,
                    cider: CiderD, epoch: int, rng: np.random.Generator) -> dict[str, float]:
     """Self-critical sequence training with a CIDEr-D reward.
@@ -225,9 +244,8 @@ def scst_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx
     """
     args, vocab = ctx.args, ctx.vocab
     decoder = bare(model)
-    order = rng.permutation(ctx.train_feats.shape[1])
-    if args.scst_images:
-        order = order[: args.scst_images]
+    order = scst_order(ctx.train_feats.shape[1], ctx.pseudo_count, args.scst_images,
+                       args.scst_pseudo_share, rng)
     plan = [order[i:i + args.scst_batch] for i in range(0, len(order), args.scst_batch)]
     plan = plan[ctx.rank: len(plan) - len(plan) % ctx.world: ctx.world]
     if args.max_steps:
@@ -397,11 +415,13 @@ def build_context(args: argparse.Namespace, rank: int, world: int) -> Context:
         cached_features(info, splits["train"].paths, args.cache_dir, args.views, progress, ranks))
     val_feats = FeatureStore.of(cached_features(info, val.paths, args.cache_dir, 1, progress, ranks))
     head = build_tag_head(args.encoder, table) if table else None
+    pseudo_count = 0
     if head is not None and args.pseudo_images:
         pseudo, pseudo_feats = pseudo_captioned(args, info, head, text, progress, ranks)
         splits["train"] = CaptionSet(splits["train"].paths + pseudo.paths,
                                      splits["train"].captions + pseudo.captions)
         train_feats = train_feats.join(pseudo_feats)
+        pseudo_count = len(pseudo)
     ood = dev_set(args.ood, info, head, args.cache_dir, progress, ranks) if args.ood else None
     tags = (TagData(table.words, tag_probs(head, train_feats), tag_probs(head, val_feats))
             if head is not None and table is not None else None)
@@ -411,7 +431,8 @@ def build_context(args: argparse.Namespace, rank: int, world: int) -> Context:
         args=args, splits=splits, vocab=vocab, train_feats=train_feats, val_feats=val_feats,
         val_refs=[[tokenize(c) for c in caps] for caps in val.captions],
         train_refs=[[tokenize(c) for c in caps] for caps in splits["train"].captions],
-        tags=tags, lm=lm, ood=ood, rank=rank, world=world, autocast=use_bf16(args.bf16),
+        tags=tags, lm=lm, ood=ood, pseudo_count=pseudo_count, rank=rank, world=world,
+        autocast=use_bf16(args.bf16),
     )
 
 
