@@ -186,7 +186,8 @@ class Captioner:
         if calibration is not None:
             photo = calibration.photo_signals(encoded.features[index].mean(axis=0))
             confidence = calibration.confidence(
-                caption_signals(best.score, alternatives, words, probs, tag_words, photo))
+                caption_signals(best.score, alternatives, words, probs, tag_words,
+                                calibration.phrases, photo))
         return CaptionResult(" ".join(words), words, best.score, alternatives, attention, tags,
                              confidence)
 

@@ -1,12 +1,15 @@
 """How sure a caption is: a number in [0, 1] that predicts whether the caption is right.
 
 Signals, combined by a logistic model fitted per bundle (training/calibrate.py, on the
-Flickr8k dev split and coco_ood) and stored in its `calibration.json`:
+Flickr8k dev split) and stored in its `calibration.json`:
 - the caption's own length-normalised log-probability, its margin over the runner-up, and how
   much the n-best alternatives agree with it (words in common: a model that is sure writes
   the same sentence several ways);
 - agreement with the tags: how much tag probability the caption's words carry, and whether
   the photo has a sure tag the caption leaves out;
+- how typical its phrases are: the mean log count of its word trigrams in the training
+  captions (with the other signals, a caption stitched from the commonest template phrases,
+  "a man in a blue shirt is", is more often wrong than one of the same score in rarer words);
 - how far the photo's features lie from the training photos' (a z-score distance of the mean
   feature), since captions of unfamiliar photos are more often wrong;
 - how good this model's captions were for the most similar calibration photos (their CIDEr,
@@ -17,7 +20,8 @@ Flickr8k dev split and coco_ood) and stored in its `calibration.json`:
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,8 +29,37 @@ import numpy as np
 from captioner.tags import mentioned
 
 SIGNALS = ("score", "margin", "consensus", "length", "top_tag", "tag_agreement", "top_tag_missing",
-           "distance", "neighbour_score")
+           "phrase_typicality", "distance", "neighbour_score")
 NEIGHBOURS = 15
+PHRASE = 3  # words per phrase (trigrams)
+
+
+@dataclass(frozen=True)
+class Phrases:
+    """How often each word trigram occurs in the training captions (those seen twice or more)."""
+
+    counts: Mapping[str, int]
+
+    @classmethod
+    def build(cls, captions: Iterable[Sequence[str]], min_count: int = 2) -> Phrases:
+        counts = Counter(" ".join(words[i:i + PHRASE]) for words in captions
+                         for i in range(len(words) - PHRASE + 1))
+        return cls({g: n for g, n in counts.items() if n >= min_count})
+
+    def typicality(self, words: Sequence[str]) -> float:
+        """Mean log(1 + count) of the caption's trigrams (0.0 for a caption under three words)."""
+        grams = [" ".join(words[i:i + PHRASE]) for i in range(len(words) - PHRASE + 1)]
+        return float(np.mean([np.log1p(self.counts.get(g, 0)) for g in grams])) if grams else 0.0
+
+    def to_json(self) -> dict[str, int]:
+        return dict(self.counts)
+
+    @classmethod
+    def from_json(cls, data: object) -> Phrases:
+        if not isinstance(data, dict) or not all(
+                isinstance(g, str) and type(n) is int and n > 0 for g, n in data.items()):
+            raise ValueError("calibration phrases are not a table of phrase counts")
+        return cls(data)
 
 
 @dataclass(frozen=True)
@@ -80,6 +113,7 @@ class Calibration:
     feature_center: np.ndarray  # (E,) mean of the training photos' mean feature
     feature_scale: np.ndarray  # (E,) their standard deviation
     neighbours: Neighbours
+    phrases: Phrases
 
     def photo_signals(self, mean_feature: np.ndarray) -> tuple[float, float]:
         return photo_signals(mean_feature, self.feature_center, self.feature_scale, self.neighbours)
@@ -93,7 +127,7 @@ class Calibration:
                 "signal_mean": list(self.signal_mean), "signal_scale": list(self.signal_scale),
                 "feature_center": self.feature_center.round(5).tolist(),
                 "feature_scale": self.feature_scale.round(5).tolist(),
-                "neighbours": self.neighbours.to_json()}
+                "neighbours": self.neighbours.to_json(), "phrases": self.phrases.to_json()}
 
     @classmethod
     def from_json(cls, data: dict) -> Calibration:
@@ -111,7 +145,8 @@ class Calibration:
         neighbours = Neighbours.from_json(data["neighbours"])
         if neighbours.features.shape[1] != center.shape[0]:
             raise ValueError("calibration neighbours and feature statistics differ in size")
-        return cls(weights, float(data["bias"]), mean, scale, center, fscale, neighbours)
+        return cls(weights, float(data["bias"]), mean, scale, center, fscale, neighbours,
+                   Phrases.from_json(data["phrases"]))
 
 
 def photo_signals(mean_feature: np.ndarray, center: np.ndarray, scale: np.ndarray,
@@ -139,7 +174,7 @@ def consensus(words: Sequence[str], alternatives: Sequence[str]) -> float:
 
 
 def caption_signals(score: float, alternatives: Sequence[tuple[str, float]], words: Sequence[str],
-                    tag_probs: np.ndarray | None, tag_words: Sequence[str],
+                    tag_probs: np.ndarray | None, tag_words: Sequence[str], phrases: Phrases,
                     photo: tuple[float, float]) -> np.ndarray:
     """The SIGNALS of one caption, in order; `alternatives` is the n-best list, best first."""
     margin = score - alternatives[1][1] if len(alternatives) > 1 else 1.0
@@ -152,5 +187,5 @@ def caption_signals(score: float, alternatives: Sequence[tuple[str, float]], wor
         top = int(np.argmax(tag_probs))
         top_p = float(tag_probs[top])
         missing = top_p if not mentioned(tag_words[top], words) else 0.0
-    return np.array([score, min(margin, 1.0), agree, len(words), top_p, agreement, missing, *photo],
-                    dtype=np.float64)
+    return np.array([score, min(margin, 1.0), agree, len(words), top_p, agreement, missing,
+                     phrases.typicality(words), *photo], dtype=np.float64)

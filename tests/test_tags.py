@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from captioner.confidence import Calibration, Neighbours, caption_signals, feature_distance
+from captioner.confidence import Calibration, Neighbours, Phrases, caption_signals, feature_distance
 from captioner.tags import mentioned, top_tags
 from captioner.vocab import Vocabulary
 from training.model import CaptionDecoder, DecoderConfig
@@ -100,14 +100,15 @@ def test_retrieval_prefers_captions_with_the_sure_tags() -> None:
 def test_confidence_rises_with_score_and_tag_agreement() -> None:
     # two calibration photos: one like a dog in snow (captioned well), one unlike it (poorly)
     memory = Neighbours.build(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), np.array([1.2, 0.1]), k=1)
-    cal = Calibration((1.0, 0.0, 1.0, 0.0, 0.0, 1.0, -1.0, -1.0, 1.0), 0.0, (0.0,) * 9, (1.0,) * 9,
-                      np.zeros(3, np.float32), np.ones(3, np.float32), memory)
+    phrases = Phrases.build([["a", "dog", "runs"]] * 3)
+    cal = Calibration((1.0, 0.0, 1.0, 0.0, 0.0, 1.0, -1.0, 0.0, -1.0, 1.0), 0.0, (0.0,) * 10,
+                      (1.0,) * 10, np.zeros(3, np.float32), np.ones(3, np.float32), memory, phrases)
     probs, words = np.array([0.8, 0.1]), ["dog", "ball"]
     nbest = [("a dog runs", -0.3), ("a dog is running", -0.9)]
     near = cal.photo_signals(np.array([0.9, 0.1, 0.0]))
-    sure = caption_signals(-0.3, nbest, "a dog runs".split(), probs, words, near)
-    off = caption_signals(-0.3, nbest, "a man runs".split(), probs, words, near)
-    unlike = caption_signals(-0.3, nbest, "a dog runs".split(), probs, words,
+    sure = caption_signals(-0.3, nbest, "a dog runs".split(), probs, words, phrases, near)
+    off = caption_signals(-0.3, nbest, "a man runs".split(), probs, words, phrases, near)
+    unlike = caption_signals(-0.3, nbest, "a dog runs".split(), probs, words, phrases,
                              cal.photo_signals(np.array([0.1, 0.9, 0.0])))
     assert cal.confidence(sure) > cal.confidence(off) and cal.confidence(sure) > cal.confidence(unlike)
     assert 0.0 < cal.confidence(off) < 1.0
@@ -116,6 +117,19 @@ def test_confidence_rises_with_score_and_tag_agreement() -> None:
     assert feature_distance(np.array([1.0, 1.0, 1.0]), np.zeros(3), np.ones(3)) == pytest.approx(1.0)
     again = Calibration.from_json(json.loads(json.dumps(cal.to_json())))
     assert again.weights == cal.weights and again.neighbours.scores.tolist() == pytest.approx([1.2, 0.1])
+    assert again.phrases.counts == {"a dog runs": 3}
+
+
+def test_phrase_typicality_counts_training_trigrams() -> None:
+    """Template phrases score high, unseen ones 0; short captions and bad tables are handled."""
+    phrases = Phrases.build([["a", "man", "in", "a", "red", "shirt"]] * 4 + [["a", "cat", "sits"]])
+    assert set(phrases.counts) == {"a man in", "man in a", "in a red", "a red shirt"}
+    assert phrases.typicality(["a", "man", "in", "a", "hat"]) == pytest.approx(
+        (2 * np.log(5) + 0.0) / 3)
+    assert phrases.typicality(["a", "dog"]) == 0.0
+    for bad in (["a man in"], {"a man in": -1}, {"a man in": 2.5}, {"a man in": True}):
+        with pytest.raises(ValueError):
+            Phrases.from_json(bad)
 
 
 def test_tagged_decoder_exports_with_parity_and_captions_carry_tags(tmp_path_factory, flickr_dir

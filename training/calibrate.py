@@ -25,8 +25,9 @@ import numpy as np
 
 from captioner.bundle import CALIBRATION, MANIFEST, Manifest, load_bundle, write_manifest
 from captioner.captioner import Captioner, CaptionOptions
-from captioner.confidence import Calibration, Neighbours, caption_signals, photo_signals
+from captioner.confidence import Calibration, Neighbours, Phrases, caption_signals, photo_signals
 from captioner.images import load_image, preprocess_batch
+from captioner.vocab import tokenize
 from training.data import CaptionSet, folder_split, load_splits
 
 
@@ -50,7 +51,8 @@ def per_photo_cider(references: list[list[str]], candidates: list[str]) -> np.nd
     return np.asarray(scores, dtype=np.float64)
 
 
-def run_split(cap: Captioner, split: CaptionSet, batch: int = 32) -> tuple[Scored, list[str]]:
+def run_split(cap: Captioner, split: CaptionSet, phrases: Phrases, batch: int = 32
+              ) -> tuple[Scored, list[str]]:
     spec, words = cap.bundle.manifest.input_spec, cap.bundle.tag_words
     rows, means, texts = [], [], []
     for start in range(0, len(split), batch):
@@ -59,7 +61,7 @@ def run_split(cap: Captioner, split: CaptionSet, batch: int = 32) -> tuple[Score
         for i, result in enumerate(cap.decode(enc, CaptionOptions(beam_size=3))):
             probs = enc.tags[i] if enc.tags is not None else None
             rows.append(caption_signals(result.score, result.alternatives, result.words, probs,
-                                        words, (0.0, 0.0)))
+                                        words, phrases, (0.0, 0.0)))
             means.append(enc.features[i].mean(axis=0))
             texts.append(result.text)
     cider = per_photo_cider(split.captions, texts)
@@ -73,6 +75,7 @@ class Photos:
     center: np.ndarray
     scale: np.ndarray
     neighbours: Neighbours
+    phrases: Phrases
 
     def signals(self, scored: Scored, offset: int | None = None) -> np.ndarray:
         """Fill in each photo's distance and neighbour score; `offset`: these photos sit in the
@@ -106,7 +109,7 @@ def make_calibration(x: np.ndarray, cider: np.ndarray, photos: Photos) -> Calibr
     w, b, mean, sd = fit_logistic(x, np.clip(cider, 0.0, 1.0))
     return Calibration(tuple(map(float, w)), float(b), tuple(map(float, mean)), tuple(map(float, sd)),
                        photos.center.astype(np.float32), photos.scale.astype(np.float32),
-                       photos.neighbours)
+                       photos.neighbours, photos.phrases)
 
 
 def predict(cal: Calibration, x: np.ndarray) -> np.ndarray:
@@ -131,10 +134,11 @@ def main() -> None:
         [load_image(q, draft_size=spec.size) for q in sample[i:i + 32]], spec)).features.mean(axis=1)
         for i in range(0, len(sample), 32)])
     center, scale = feats.mean(axis=0), feats.std(axis=0) + 1e-3
-    dev, t_dev = run_split(cap, splits["val"])
-    ood, t_ood = run_split(cap, folder_split(args.ood))
-    test, t_test = run_split(cap, splits["test"])
-    photos = Photos(center, scale, Neighbours.build(dev.mean_features, dev.cider))
+    phrases = Phrases.build(tokenize(c) for caps in splits["train"].captions for c in caps)
+    dev, t_dev = run_split(cap, splits["val"], phrases)
+    ood, t_ood = run_split(cap, folder_split(args.ood), phrases)
+    test, t_test = run_split(cap, splits["test"], phrases)
+    photos = Photos(center, scale, Neighbours.build(dev.mean_features, dev.cider), phrases)
     x_dev, x_ood, x_test = photos.signals(dev, 0), photos.signals(ood), photos.signals(test)
     args.workdir.mkdir(parents=True, exist_ok=True)
     np.savez(args.workdir / "signals.npz", x_dev=x_dev, x_ood=x_ood, x_test=x_test,
