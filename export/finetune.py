@@ -3,6 +3,8 @@
     python -m export.finetune --from models/default --data DIR --out models/mine \
         [--text ../shared/data/text]
 
+DIR is a folder of photos with NAME.txt captions, or a text file listing such photos one a line
+(the app hands over the photos whose captions a person saved this way).
 The encoder and vocabulary are kept; words of the folder's captions that the vocabulary lacks
 (seen --min-count times) get new embedding rows, started at the mean embedding and a low output
 bias so that they are not written before training has placed them. The decoder's weights are
@@ -12,6 +14,10 @@ the starting model counting as epoch 0), `test` scores the source bundle and the
 `captioner/`, and both scores go into the new bundle's manifest. Against forgetting: a low
 learning rate, early stopping, with --text caption-only batches from the text prior, and with
 --replay some of the source's own training photos in every step.
+The new bundle appears at --out only when it is complete (scores included): it is built in a
+staging folder beside it and renamed, and an existing --out is replaced only with --overwrite.
+With --progress-jsonl each stage and epoch is also one JSON line on stdout
+(captioner/finetune_protocol.py), which the app reads to show progress.
 Lives in export/ because it reads and writes bundles.
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import sys
 import time
 from collections import Counter
@@ -34,6 +41,7 @@ import torch.nn.functional as F
 from captioner.bundle import load_bundle, write_manifest
 from captioner.captioner import Captioner
 from captioner.errors import CaptionerError
+from captioner.finetune_protocol import MIN_PHOTOS, HeldOutScores, Progress, Stage, read_photo_list
 from captioner.vocab import Vocabulary, tokenize
 from export.bundle_writer import ExportConfig, write_bundle
 from export.from_bundle import decoder_from_bundle
@@ -50,8 +58,6 @@ from training.model import (
 )
 from training.tags import build_tag_head, load_tag_table, tag_probs
 from training.text_prior import LanguageBatches, SimulatedTags, read_captions, text_files
-
-MIN_PHOTOS = 10  # below this there is nothing to hold out and nothing to learn from
 
 
 @dataclass
@@ -83,6 +89,8 @@ class FinetuneConfig:
     cache_dir: Path = Path("cache/features")
     seed: int = 0
     progress: bool = True
+    progress_jsonl: bool = False  # progress lines on stdout for the app
+    overwrite: bool = False  # replace an existing --out
 
 
 @dataclass
@@ -96,19 +104,31 @@ class TooFewPhotos(ValueError):
     """The folder has fewer captioned photos than fine-tuning needs."""
 
 
-def read_folder(data: Path, val_fraction: float, test_fraction: float) -> Slices:
-    """Captioned photos of the folder, split by file-name hash into train / val / test."""
+def captioned_photos(data: Path) -> dict[Path, list[str]]:
+    """Photo -> its captions: a folder's images with a NAME.txt beside them, or the photos a
+    list file names (one path a line) that have one."""
+    if data.is_file():
+        return read_photo_list(data)
     if not data.is_dir():
-        raise TooFewPhotos(f"{data} is not a folder")
-    splits = sidecar_splits(data)
+        raise TooFewPhotos(f"{data} is neither a folder nor a list of photos")
     seen: dict[Path, list[str]] = {}
-    for split in splits.values():
+    for split in sidecar_splits(data).values():
         seen.update(zip(split.paths, split.captions))
+    return seen
+
+
+def read_folder(data: Path, val_fraction: float, test_fraction: float) -> Slices:
+    """Captioned photos of the folder (or list), split by file-name hash into train / val / test."""
+    seen = captioned_photos(data)
     if len(seen) < MIN_PHOTOS:
         found = "no" if not seen else f"only {len(seen)}"
         raise TooFewPhotos(f"{found} captioned photos found in {data} (need at least {MIN_PHOTOS}: "
                            "images with a NAME.txt caption beside them)")
-    order = sorted(seen, key=lambda p: hashlib.sha1(str(p.relative_to(data)).encode()).hexdigest())
+
+    def key(photo: Path) -> str:  # a folder's photos by their path inside it, a list's as listed
+        return hashlib.sha1(str(photo.relative_to(data) if data.is_dir() else photo).encode()).hexdigest()
+
+    order = sorted(seen, key=key)
     n_test = max(1, round(len(order) * test_fraction))
     n_val = max(1, round(len(order) * val_fraction))
 
@@ -274,6 +294,19 @@ def log(cfg: FinetuneConfig, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def report(cfg: FinetuneConfig, stage: Stage, text: str, done: float | None = None) -> None:
+    """A progress line for the app on stdout (with --progress-jsonl), and the same words on
+    stderr for a person."""
+    if cfg.progress_jsonl:
+        print(Progress(stage, text, done).line(), flush=True)
+    log(cfg, text)
+
+
+def staging_dir(out: Path) -> Path:
+    """Where the new bundle is built before it is moved to `out` complete."""
+    return out.with_name(out.name + ".finetune")
+
+
 def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     """The whole run; returns what went into the new manifest's `scores["finetune"]`."""
     slices = read_folder(cfg.data, cfg.val_fraction, cfg.test_fraction)  # refuse before any work
@@ -282,8 +315,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     decoder, vocab, encoder, max_length = decoder_from_bundle(cfg.source)
     added = new_words(vocab, slices.train.captions, cfg.min_count)
     decoder, vocab = grow_vocabulary(decoder, vocab, added)
-    log(cfg, f"{len(slices.train)} photos to train on, {len(slices.val)} for early stopping, "
-             f"{len(slices.test)} to score; {len(added)} new words: {' '.join(added[:20])}")
+    report(cfg, Stage.FEATURES, f"{len(slices.train)} photos to train on, {len(slices.val)} for early "
+           f"stopping, {len(slices.test)} to score; {len(added)} new words: {' '.join(added[:20])}")
     tagged = decoder.cfg.tag_count > 0
     train_feats = features(cfg, encoder, slices.train, cfg.views, tagged)
     val = ValSet(features(cfg, encoder, slices.val, 1, tagged),
@@ -295,14 +328,15 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     best_state = {k: v.clone() for k, v in decoder.state_dict().items()}
     best = val.loss(decoder)
     history = [{"epoch": 0, "val_loss": round(best, 4)}]
-    log(cfg, f"epoch 0: val loss {best:.4f}")
+    report(cfg, Stage.TRAINING, f"epoch 0 of {cfg.epochs}: val loss {best:.4f}", 0.0)
     start, bad = time.time(), 0
     for epoch in range(1, cfg.epochs + 1):
         rng = np.random.default_rng(cfg.seed * 1000 + epoch)
         loss = train_epoch(decoder, optimizer, batches, train_feats, mix, cfg, rng)
         score = val.loss(decoder)
         history.append({"epoch": epoch, "train_loss": round(loss, 4), "val_loss": round(score, 4)})
-        log(cfg, f"epoch {epoch}: loss {loss:.4f}, val loss {score:.4f}")
+        report(cfg, Stage.TRAINING, f"epoch {epoch} of {cfg.epochs}: loss {loss:.4f}, val loss {score:.4f}",
+               training_done(cfg, epoch, time.time() - start))
         if score < best:
             best, bad = score, 0
             best_state = {k: v.clone() for k, v in decoder.state_dict().items()}
@@ -312,6 +346,7 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
             break
     decoder.load_state_dict(best_state)
     seconds = round(time.time() - start, 1)
+    report(cfg, Stage.SCORING_BEFORE, f"scoring {source.manifest.name} on {len(slices.test)} held-out photos")
     before = score_bundle(cfg.source, slices.test, cfg)
     training = {"finetuned_from": str(cfg.source), "source_name": source.manifest.name,
                 "data": str(cfg.data), "train_images": len(slices.train), "new_words": added,
@@ -319,24 +354,38 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
                 "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}}
     export = ExportConfig(name=cfg.out.name, quantize=cfg.quantize,
                           parity_images=slices.val.paths[:4], training=training)
-    write_bundle(decoder.eval(), vocab, encoder, max_length, cfg.out, export)
-    bundle = load_bundle(cfg.out)
+    report(cfg, Stage.EXPORTING, "exporting the new model and checking it against PyTorch")
+    staging = staging_dir(cfg.out)
+    write_bundle(decoder.eval(), vocab, encoder, max_length, staging, export)
+    bundle = load_bundle(staging)
     bundle.manifest.length_penalty = source.manifest.length_penalty  # the source's decoding
-    write_manifest(cfg.out, bundle.manifest)
-    after = score_bundle(cfg.out, slices.test, cfg)
-    result = {"split": "held-out", "images": len(slices.test), "beam": cfg.beam,
-              "before": before, "after": after}
+    write_manifest(staging, bundle.manifest)
+    report(cfg, Stage.SCORING_AFTER, f"scoring the new model on the {len(slices.test)} held-out photos")
+    after = score_bundle(staging, slices.test, cfg)
+    result = HeldOutScores(len(slices.test), cfg.beam, before, after).to_json()
     bundle.manifest.scores = {"finetune": result}
-    write_manifest(cfg.out, bundle.manifest)
+    write_manifest(staging, bundle.manifest)
+    if cfg.out.exists():  # only with --overwrite (main refuses otherwise)
+        shutil.rmtree(cfg.out)
+    staging.rename(cfg.out)
+    report(cfg, Stage.DONE, f"wrote {cfg.out}", 1.0)
     return result
+
+
+def training_done(cfg: FinetuneConfig, epoch: int, elapsed: float) -> float:
+    """How far training is: the epochs run or the time limit used, whichever is further."""
+    by_time = elapsed / (cfg.minutes * 60) if cfg.minutes else 0.0
+    return min(max(epoch / cfg.epochs, by_time), 1.0)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     d = FinetuneConfig(Path(), Path(), Path())
     p.add_argument("--from", dest="source", type=Path, required=True, help="bundle to start from")
-    p.add_argument("--data", type=Path, required=True, help="photos with NAME.txt captions")
+    p.add_argument("--data", type=Path, required=True, help="a folder of photos with NAME.txt "
+                   "captions, or a file listing such photos one a line")
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--text", type=Path, help="caption-only .txt files mixed in against forgetting")
     p.add_argument("--replay", type=Path, help="the source's training data (Flickr8k format): "
                    "some of its photos are mixed in against forgetting")
@@ -355,6 +404,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, default=d.cache_dir)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--quiet", dest="progress", action="store_false")
+    p.add_argument("--progress-jsonl", action="store_true",
+                   help="also print each stage and epoch as a JSON line on stdout (for the app)")
     return p
 
 
@@ -364,15 +415,21 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.out.resolve() == cfg.source.resolve():
         print("--out must be another folder than --from", file=sys.stderr)
         return 2
+    if cfg.out.exists() and not (cfg.out.is_dir() and (cfg.overwrite or not any(cfg.out.iterdir()))):
+        print(f"{cfg.out} exists: pass --overwrite to replace it (a folder)", file=sys.stderr)
+        return 2
+    shutil.rmtree(staging_dir(cfg.out), ignore_errors=True)  # left by a killed run
     try:
         read_folder(cfg.data, cfg.val_fraction, cfg.test_fraction)
         load_bundle(cfg.source)
     except (TooFewPhotos, CaptionerError) as exc:
         print(exc, file=sys.stderr)
         return 2
+    report(cfg, Stage.PREPARING, f"fine-tuning {cfg.source} on {cfg.data}")
     result = finetune(cfg)
-    print(json.dumps(result, indent=1))
-    print(f"wrote {cfg.out}")
+    if not cfg.progress_jsonl:
+        print(json.dumps(result, indent=1))
+        print(f"wrote {cfg.out}")
     return 0
 
 

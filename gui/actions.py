@@ -71,6 +71,8 @@ SPECS = (
     Spec("preview_zoom", "Preview: fit / &100 %", ("Ctrl+0",),
          "Show the photo at its own size or fitted (wheel over the photo zooms, drag pans)"),
     Spec("spotlight", "S&potlight overlay", ("Ctrl+Shift+H",), "Dim what the model ignored instead of heat"),
+    Spec("train", "&Train a model on these captions…", (),
+         "Fine-tune the model in use on the photos whose captions you saved (a separate process)"),
     Spec("shortcuts", "&Keyboard shortcuts", (SK.HelpContents,)),
     Spec("about", "&About Captioner"),
 )
@@ -83,6 +85,7 @@ MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
                   None, "accept")),
     ("&Go", ("next", "previous", "next_uncaptioned", "find", None, "word_next", "word_previous", "play")),
     ("&View", ("bigger", "smaller", "preview_zoom", "spotlight", "tag_pane", "log")),
+    ("&Tools", ("train",)),
     ("&Help", ("shortcuts", "about")),
 )
 TOOLBAR = ("open_folder", None, "caption_selected", "caption_all", "cancel", None, "save", "save_all",

@@ -1,9 +1,10 @@
 """The main window: layout, the action table wired to the controllers, the tabs, and shutdown.
 
 Each feature has its owner: the Photos tab's list, current photo, captioning and saving are
-gui/controllers/photos.py's, the model bundle's lifetime gui/controllers/model.py's, the Video
-tab owns itself. This class lays them out, maps each action name to one of their methods,
-and shows what they report around the edges (title, banner, status bar).
+gui/controllers/photos.py's, the model bundle's lifetime gui/controllers/model.py's, training a
+model on the saved captions gui/controllers/training.py's, the Video tab owns itself. This
+class lays them out, maps each action name to one of their methods, and shows what they report
+around the edges (title, banner, status bar).
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from gui.actions import GRID_MENU
 from gui.actions import install as install_actions
 from gui.controllers.model import ModelController
 from gui.controllers.photos import PhotosController
+from gui.controllers.training import TrainingController
 from gui.dialogs.find_replace import FindReplaceDialog
 from gui.dialogs.help import show_about, show_shortcuts
 from gui.dialogs.settings_dialog import SettingsDialog
 from gui.drops import FileDrops
 from gui.photos_page import PhotosPage
-from gui.settings import AppSettings, settings_store
+from gui.settings import AppSettings, app_data_dir, settings_store
 from gui.tasks import ScanWorker
 from gui.video.panel import VideoPanel
 from gui.widgets.log_pane import LogPane
@@ -55,6 +57,8 @@ class MainWindow(QMainWindow):
         self.captions, self.saver = self.photos.captions, self.photos.saver
         self.models = ModelController(self.settings, self.store, self.log, self.captions.is_running, self)
         self.photos.backend = self.models.backend
+        self.training = TrainingController(self.photos.model.items, lambda: self.models.captioner,
+                                           app_data_dir(self.store), self.log, self)
         self.page = PhotosPage(self.photos, self)
         self.video_panel = VideoPanel(self, self.models.backend)
         self.video_panel.model.low_confidence = self.settings.low_confidence
@@ -122,6 +126,7 @@ class MainWindow(QMainWindow):
             "word_previous": lambda: page.step_word(-1), "play": page.strip.toggle_play,
             "bigger": lambda: self.zoom(1), "smaller": lambda: self.zoom(-1),
             "spotlight": self.toggle_spotlight, "about": lambda: show_about(self),
+            "train": self.training.open,
             "shortcuts": lambda: show_shortcuts(self, list(self.actions_by_name.values())),
         }
         for rank in range(1, 10):
@@ -137,6 +142,9 @@ class MainWindow(QMainWindow):
                               [self.actions_by_name[n] for n in ("accept", "save", "caption_selected")])
         self.page.editor.passthrough = [seq for action in self.actions_by_name.values()
                                         for seq in action.shortcuts()]
+        if why := self.training.unavailable():  # the menu item says what to install
+            self.actions_by_name["train"].setStatusTip(why)
+            self.actions_by_name["train"].setToolTip(why)
 
     def _connect(self) -> None:
         self.page.grid.zoom_requested.connect(self.zoom)
@@ -149,6 +157,7 @@ class MainWindow(QMainWindow):
         self.captions.finished.connect(self._on_run_finished)
         self.models.state_changed.connect(lambda _state: self._update_actions())
         self.models.switching.connect(self.photos.stop_for_model_switch)
+        self.training.use_model.connect(self.models.load)
 
     def _on_run_finished(self, *_args: object) -> None:
         self._update_actions()
@@ -267,7 +276,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         """Each tab may keep the app open to save or keep what would be lost."""
         if self.confirm_close and not (self.photos.confirm_quit()
-                                       and self.video_panel.confirm_discard("quitting")):
+                                       and self.video_panel.confirm_discard("quitting")
+                                       and self.training.confirm_quit()):
             event.ignore()
             return
         self.shutdown()
@@ -281,6 +291,7 @@ class MainWindow(QMainWindow):
         self.settings.save(self.store)
         self.photos.shutdown()
         self.models.shutdown()
+        self.training.shutdown()
         self.video_panel.shutdown()
         self.page.shutdown()
         cancel_all(5000)

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QStandardPaths
 
 from captioner.captioner import CaptionOptions
 
@@ -122,3 +122,13 @@ def settings_store(path: str | Path | None = None) -> QSettings:
     if path is not None:
         return QSettings(str(path), QSettings.Format.IniFormat)
     return QSettings("Captioner", "Captioner")
+
+
+def app_data_dir(store: QSettings) -> Path:
+    """Where the app keeps files of its own (models it trained, their feature cache): beside an
+    INI settings file (tests, portable use: `--settings FILE`), else the platform's app data
+    folder (~/.local/share/Captioner/Captioner on Linux)."""
+    if store.format() == QSettings.Format.IniFormat:
+        return Path(store.fileName()).resolve().parent / "captioner-data"
+    location = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(location) if location else Path.home() / ".captioner"
