@@ -39,3 +39,21 @@ def test_scores_and_length_penalty_go_into_the_manifest(tiny_bundle: Path, tmp_p
     assert (tmp_path / "contact_sheet.png").is_file()
     captions = json.loads((tmp_path / "test_captions_beam3.json").read_text())
     assert len(captions) == 12 and all(c.startswith("a ") for c in captions.values())
+
+
+def test_cli_confidence_is_ranked_against_each_photos_own_cider(tmp_path: Path) -> None:
+    """Confidences that follow caption quality give Spearman 1, reversed ones -1, pooled
+    across runs (the JSON's order does not matter: photos are matched by file name)."""
+    from training.score_cli import confidence_spearman
+
+    refs = [["a red circle on grass", "a red circle"], ["a blue square on sand", "a blue square"],
+            ["a green star in snow", "a green star"], ["a black dog on a beach", "a black dog"]]
+    paths = [tmp_path / f"{i}.jpg" for i in range(4)]
+    captions = ["a red circle on grass", "a blue square", "a green star on a road", "a cat in a tree"]
+    good = [{"file": str(p), "caption": c, "confidence": q}
+            for p, c, q in zip(paths, captions, [0.9, 0.7, 0.4, 0.1])]
+    first = (list(reversed(good[:2])), CaptionSet(paths[:2], refs[:2]))
+    second = (good[2:], CaptionSet(paths[2:], refs[2:]))
+    assert confidence_spearman([first, second]) == pytest.approx(1.0)
+    flipped = [dict(r, confidence=1 - r["confidence"]) for r in good]
+    assert confidence_spearman([(flipped, CaptionSet(paths, refs))]) == pytest.approx(-1.0)
