@@ -181,10 +181,11 @@ def greedy_decode(
     feats, keys, h, c = model.encode(grid, tags)
     token = torch.full((grid.shape[0],), start_id, dtype=torch.long)
     out = []
+    never = torch.tensor(list(banned), dtype=torch.long)
     for _ in range(max_length):
         logits, h, c, _ = model.step(token, h, c, feats, keys, tags)
-        if banned:
-            logits = logits.index_fill(1, torch.tensor(list(banned)), -1e9)
+        if len(never):
+            logits = logits.index_fill(1, never, -1e9)
         token = logits.argmax(dim=1)
         out.append(token)
     return torch.stack(out, dim=1)

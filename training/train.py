@@ -296,27 +296,30 @@ def evaluate(model: torch.nn.Module, ctx: Context, cider: CiderD) -> dict[str, f
     """Greedy captions of the validation images, scored with CIDEr-D."""
     decoder = bare(model)
     decoder.eval()
-    words = greedy_captions(decoder, ctx, ctx.val_feats, ctx.tags.val[0] if ctx.tags else None)
+    words = greedy_captions(decoder, ctx.vocab, ctx.args.max_length, ctx.val_feats,
+                            ctx.tags.val[0] if ctx.tags else None)
     texts = [" ".join(w) for w in words]
     out = {"val_cider": cider.corpus_score(words, ctx.val_refs),
            "val_distinct": len(set(texts)) / max(len(texts), 1)}
     if ctx.ood is not None:
-        ood_words = greedy_captions(decoder, ctx, ctx.ood.feats, ctx.ood.tags)
+        ood_words = greedy_captions(decoder, ctx.vocab, ctx.args.max_length, ctx.ood.feats,
+                                     ctx.ood.tags)
         out["ood_cider"] = CiderD(ctx.ood.refs).corpus_score(ood_words, ctx.ood.refs)
     out["select"] = (out["val_cider"] + out["ood_cider"]) / 2 if ctx.ood else out["val_cider"]
     return out
 
 
-def greedy_captions(decoder: CaptionDecoder, ctx: Context, feats: FeatureStore,
-                    tags: torch.Tensor | None) -> list[list[str]]:
-    """Greedy captions of view 0 (the photo itself), 250 photos read from the cache at a time."""
+def greedy_captions(decoder: CaptionDecoder, vocab: Vocabulary, max_length: int,
+                    feats: FeatureStore, tags: torch.Tensor | None) -> list[list[str]]:
+    """Greedy captions of view 0 (the photo itself), 250 photos read from the cache at a time,
+    <unk> never written (as in the app): the validation measure."""
     words = []
     for start in range(0, feats.shape[1], 250):
         grid = feats[0, start:start + 250]
         part = None if tags is None else tags[start:start + 250]
-        tokens = greedy_decode(decoder, grid, ctx.vocab.start_id, ctx.args.max_length, part,
-                               banned=(ctx.vocab.pad_id, ctx.vocab.start_id, ctx.vocab.unk_id))
-        words += [ctx.vocab.decode(t) for t in tokens.tolist()]
+        tokens = greedy_decode(decoder, grid, vocab.start_id, max_length, part,
+                               banned=(vocab.pad_id, vocab.start_id, vocab.unk_id))
+        words += [vocab.decode(t) for t in tokens.tolist()]
     return words
 
 
