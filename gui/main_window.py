@@ -14,7 +14,7 @@ from dataclasses import fields, replace
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt
 from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -43,6 +43,15 @@ from gui.widgets.log_pane import LogPane
 from gui.widgets.model_banner import ModelBanner
 from gui.widgets.run_status import RunStatus
 from gui.workers import cancel_all
+
+
+PREFERRED_SIZE = QSize(1500, 920)  # room for the grid, the preview and the caption pane
+
+
+def fitted_size(available: QSize) -> QSize:
+    """The first-start window size: the preferred one, shrunk to fit the screen's free area
+    (a 1,400-pixel-wide screen cut the caption pane off), with a margin for the frame."""
+    return PREFERRED_SIZE.boundedTo(QSize(int(available.width() * 0.95), int(available.height() * 0.92)))
 
 
 class MainWindow(QMainWindow):
@@ -81,7 +90,7 @@ class MainWindow(QMainWindow):
     # --- layout ----------------------------------------------------------------------------
     def _build_ui(self) -> None:
         self.setWindowTitle("Captioner")
-        self.resize(1500, 920)
+        self.resize(fitted_size(self.screen().availableGeometry().size()))
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)

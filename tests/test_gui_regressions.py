@@ -256,3 +256,17 @@ def test_maximum_words_ends_the_caption_on_a_phrase() -> None:
     whole = CaptionResult("a red circle", ["a", "red", "circle"], -1.0, [], np.ones((3, 7, 7)))
     assert fit_to_phrase(whole) is whole
 
+
+
+def test_first_start_window_fits_a_small_screen(qtbot, make_window) -> None:
+    """On a 1,400-pixel-wide screen the 1,500-pixel window cut the caption pane off."""
+    from PySide6.QtCore import QSize
+
+    from gui.main_window import PREFERRED_SIZE, fitted_size
+
+    assert fitted_size(QSize(1400, 860)).width() <= 1400 and fitted_size(QSize(1400, 860)).height() <= 860
+    assert fitted_size(QSize(2560, 1400)) == PREFERRED_SIZE
+    window = make_window()
+    free = window.screen().availableGeometry()  # offscreen: 800 x 800, under the preferred size
+    assert window.width() <= max(free.width(), window.minimumSizeHint().width()) < PREFERRED_SIZE.width()
+    assert window.minimumSizeHint().width() <= 1024  # it can shrink to a small laptop's width
