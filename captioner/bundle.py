@@ -98,6 +98,12 @@ STEP_INPUTS = tuple(port.name for port in DECODER_IO.inputs)
 STEP_OUTPUTS = tuple(port.name for port in DECODER_IO.outputs)
 
 
+# the "best quality" variant (docs/quality.md): an ensemble of decoders, about half the speed.
+# It runs only when asked for by name: "auto" never picks it, and no manifest may make it the
+# default.
+QUALITY = "quality"
+
+
 @dataclass(frozen=True)
 class Variant:
     """One runnable pair of graphs, e.g. fp32 or int8."""
@@ -105,6 +111,13 @@ class Variant:
     name: str
     encoder: str
     decoder: str
+    # the width of h and c in this variant's graphs where it is not the manifest's
+    # decoder.hidden_size (an ensemble's graphs carry its decoders' states side by side)
+    hidden_size: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        extra = {} if self.hidden_size is None else {"hidden_size": self.hidden_size}
+        return {"encoder": self.encoder, "decoder": self.decoder, **extra}
 
 
 @dataclass
@@ -131,9 +144,9 @@ class Manifest:
     format_version: int = FORMAT_VERSION
 
     def variant_for(self, provider: str) -> str:
-        """The variant "auto" means on this provider ("cpu" or "cuda")."""
+        """The variant "auto" means on this provider ("cpu" or "cuda"); never QUALITY."""
         choice = self.provider_variants.get(provider, self.default_variant)
-        return choice if choice in self.variants else self.default_variant
+        return choice if choice in self.variants and choice != QUALITY else self.default_variant
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -150,8 +163,7 @@ class Manifest:
                         "length_penalty": self.length_penalty},
             "vocabulary": {"file": "vocab.json", "size": self.vocab_size,
                            "special_tokens": {"pad": 0, "start": 1, "end": 2, "unk": 3}},
-            "variants": {v.name: {"encoder": v.encoder, "decoder": v.decoder}
-                         for v in self.variants.values()},
+            "variants": {v.name: v.to_json() for v in self.variants.values()},
             "default_variant": self.default_variant,
             **({"provider_variants": dict(self.provider_variants)} if self.provider_variants else {}),
             "files": {name: {"sha256": digest} for name, digest in sorted(self.files.items())},
@@ -192,13 +204,16 @@ def _read_manifest(top: Fields) -> Manifest:
     variants = {}
     for name, entry in top.obj("variants").items():
         fields = Fields(entry, f"variants.{name}")
+        hidden = fields.integer("hidden_size", 1, 1 << 16) if fields.has("hidden_size") else None
         variants[name] = Variant(_variant_name(name), check_name(fields.text("encoder")),
-                                 check_name(fields.text("decoder")))
+                                 check_name(fields.text("decoder")), hidden)
     if not variants:
         raise FieldError("variants must list at least one pair of graphs")
     default = top.text("default_variant", "fp32")
     if default not in variants:
         raise FieldError(f"default_variant {shown_name(default)} is not one of the variants")
+    if default == QUALITY:
+        raise FieldError(f"default_variant must not be {QUALITY!r} (it runs only when asked for)")
     providers = top.obj("provider_variants", {})
     files = {}
     for name, entry in top.obj("files").items():
@@ -295,13 +310,13 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
 
 def _check_variants(root: Path, manifest: Manifest, label: str) -> dict[str, str]:
     """Each variant's graphs checked once; returns the reason per variant that failed."""
-    problems: dict[tuple[str, str], str | None] = {}
+    problems: dict[tuple[str, str, int | None], str | None] = {}
     unusable = {}
     for variant in manifest.variants.values():
         for name, interface in ((variant.encoder, ENCODER_IO), (variant.decoder, DECODER_IO)):
-            key = (name, interface.role)
+            key = (name, interface.role, variant.hidden_size)
             if key not in problems:
-                problems[key] = graph_problem(root, name, interface, manifest, label)
+                problems[key] = graph_problem(root, name, interface, manifest, label, variant)
             if problems[key]:
                 unusable[variant.name] = f"{label}: {name} {problems[key]}"
                 break
@@ -361,9 +376,9 @@ def _read_vocab(root: Path, manifest: Manifest, label: str) -> Vocabulary:
 
 
 def graph_problem(root: Path, name: str, interface: GraphInterface, manifest: Manifest,
-                  label: str) -> str | None:
-    """Why this graph must not be opened as `interface`, or None. External data that is not a
-    listed, hashed file is refused outright (BundleError): that is a hostile bundle."""
+                  label: str, variant: Variant | None = None) -> str | None:
+    """Why this graph must not be opened as `interface` (in `variant`), or None. External data
+    that is not a listed, hashed file is refused outright (BundleError): a hostile bundle."""
     try:
         facts = scan_onnx(root / name)
     except (OnnxScanError, OSError) as exc:
@@ -373,7 +388,7 @@ def graph_problem(root: Path, name: str, interface: GraphInterface, manifest: Ma
             raise BundleError(f"{label}: {name} keeps tensors in "
                               f"{shown_name(location)}, which is not a file the manifest lists "
                               "with a checksum")
-    problem = interface_problem(facts, interface, graph_sizes(manifest))
+    problem = interface_problem(facts, interface, graph_sizes(manifest, variant))
     return f"does not fit as the {interface.role}: {problem}" if problem else None
 
 
@@ -401,9 +416,11 @@ def write_tag_words(path: Path, words: tuple[str, ...]) -> None:
     path.write_text(json.dumps(list(words)), encoding="utf-8")
 
 
-def graph_sizes(manifest: Manifest) -> dict[str, int]:
-    """The manifest quantities a graph's fixed axes must equal."""
-    return {"channels": 3, "size": manifest.input_spec.size, "hidden": manifest.hidden_size,
+def graph_sizes(manifest: Manifest, variant: Variant | None = None) -> dict[str, int]:
+    """The manifest quantities a graph's fixed axes must equal (in `variant`, whose own
+    hidden_size, when it has one, replaces the bundle's)."""
+    hidden = variant.hidden_size if variant is not None and variant.hidden_size else manifest.hidden_size
+    return {"channels": 3, "size": manifest.input_spec.size, "hidden": hidden,
             "vocab": manifest.vocab_size, "cells": manifest.grid[0] * manifest.grid[1]}
 
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from captioner.bundle import Bundle, load_bundle
+from captioner.bundle import QUALITY, Bundle, load_bundle
 from captioner.confidence import caption_signals
 from captioner.errors import BundleError, CaptionerError
 from captioner.images import load_image, preprocess_batch
@@ -73,8 +73,10 @@ class Captioner:
         self.provider = "cuda" if providers[0].startswith("CUDA") else "cpu"
         self.variant = manifest.variant_for(self.provider) if variant == "auto" else variant
         if self.variant not in manifest.variants:
+            hint = (" — best quality is an ensemble of decoders built into a bundle with "
+                    "python -m export.ensemble (docs/quality.md)" if self.variant == QUALITY else "")
             raise BundleError(f"bundle {manifest.name} has no {self.variant!r} variant "
-                              f"(it has {', '.join(manifest.variants)})")
+                              f"(it has {', '.join(manifest.variants)}){hint}")
         self.pipeline = pipeline  # encode the next batch of files while this one decodes
         threads = (encoder_threads, decoder_threads)
         try:

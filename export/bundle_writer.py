@@ -21,7 +21,7 @@ from captioner.bundle import TAGS, Manifest, Variant, write_manifest, write_tag_
 from captioner.images import load_image, preprocess_batch
 from captioner.vocab import Vocabulary
 from export.parity import check_parity
-from export.to_onnx import export_encoder, export_step
+from export.to_onnx import ExportableDecoder, export_encoder, export_step
 from training.checkpoint import load_checkpoint
 from training.encoders import get_encoder
 from training.model import CaptionDecoder
@@ -44,7 +44,7 @@ def parity_batch(paths: list[Path], size: int, spec: Any) -> np.ndarray:
     return rng.normal(size=(2, 3, size, size)).astype(np.float32)
 
 
-def tag_head_for(encoder_name: str, decoder: CaptionDecoder) -> TagHead | None:
+def tag_head_for(encoder_name: str, decoder: ExportableDecoder) -> TagHead | None:
     """The ImageNet tag head the bundle's encoder graph carries (None: the encoder has none)."""
     if get_encoder(encoder_name).classifier is None:
         if decoder.cfg.tag_count:

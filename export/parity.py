@@ -17,8 +17,7 @@ from torch import nn
 
 from captioner.captioner import Captioner
 from captioner.search import SearchConfig, beam_search
-from export.to_onnx import EncoderGraph
-from training.model import CaptionDecoder, greedy_decode
+from export.to_onnx import EncoderGraph, ExportableDecoder
 from training.tags import TagHead
 
 TOLERANCE = 1e-4
@@ -48,7 +47,7 @@ class ParityReport:
 
 
 @torch.no_grad()
-def check_parity(backbone: nn.Module, decoder: CaptionDecoder, bundle_dir: Path,
+def check_parity(backbone: nn.Module, decoder: ExportableDecoder, bundle_dir: Path,
                  batch: np.ndarray, variant: str = "fp32", tag_head: TagHead | None = None
                  ) -> ParityReport:
     """batch: preprocessed images (N,3,S,S). Compares torch eager with the bundle's graphs."""
@@ -81,25 +80,26 @@ def check_parity(backbone: nn.Module, decoder: CaptionDecoder, bundle_dir: Path,
     extra = (ort_out[4],) if tags is not None else ()
     hyps = beam_search(captioner._step, feats_o, keys_o, h0, c0, vocab.start_id, vocab.end_id, plain,
                        extra)
-    same = all(_agree(t.tolist(), hs[0].tokens, m, vocab.end_id)
+    same = all(bool(hs) and _agree(t.tolist(), hs[0].tokens, m, vocab.end_id)  # none: NaN scores
                for t, hs, m in zip(torch_tokens, hyps, margins))
     return ParityReport(feature_diff, logprob_diff, same, int(batch.shape[0]))
 
 
 @torch.no_grad()
-def greedy_with_margins(decoder: CaptionDecoder, grid: torch.Tensor, start_id: int, max_len: int,
+def greedy_with_margins(decoder: ExportableDecoder, grid: torch.Tensor, start_id: int, max_len: int,
                         tags: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy tokens (B, L) and, per step, the log-prob gap between the best two words."""
-    tokens = greedy_decode(decoder, grid, start_id, max_len, tags)
+    """Greedy tokens (B, L) and, per step, the log-prob gap between the best two words (one
+    pass: training.model.greedy_decode's loop with the gap kept, for any exportable decoder)."""
     feats, keys, h, c = decoder.encode(grid, tags)
     token = torch.full((grid.shape[0],), start_id, dtype=torch.long)
-    margins = []
-    for t in range(max_len):
+    tokens, margins = [], []
+    for _ in range(max_len):
         logp, h, c, _ = decoder.step(token, h, c, feats, keys, tags)
-        top2 = logp.topk(2, dim=1).values
-        margins.append(top2[:, 0] - top2[:, 1])
-        token = tokens[:, t]
-    return tokens.numpy(), torch.stack(margins, dim=1).numpy()
+        top2 = logp.topk(2, dim=1)
+        margins.append(top2.values[:, 0] - top2.values[:, 1])
+        token = top2.indices[:, 0]
+        tokens.append(token)
+    return torch.stack(tokens, dim=1).numpy(), torch.stack(margins, dim=1).numpy()
 
 
 def _agree(torch_seq: list[int], ort_words: list[int], margins: np.ndarray, end_id: int) -> bool:

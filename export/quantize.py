@@ -84,7 +84,7 @@ def expand_image_paths(items: Sequence[Path | str]) -> list[Path]:
     return out
 
 
-def _evenly(paths: list[Path], n: int) -> list[Path]:
+def evenly(paths: list[Path], n: int) -> list[Path]:
     """n paths spread over the whole list (folders are often sorted by subject)."""
     if len(paths) <= n:
         return paths
@@ -96,7 +96,7 @@ def calibration_batches(paths: Sequence[Path], spec: InputSpec, cfg: QuantizeCon
                         ) -> list[np.ndarray]:
     """Preprocessed (n,3,S,S) batches of equal size (the histogram calibrators need that)."""
     arrays = []
-    for path in _evenly(list(paths), cfg.max_images):
+    for path in evenly(list(paths), cfg.max_images):
         try:
             arrays.append(preprocess(load_image(path, draft_size=spec.size), spec))
         except Exception as exc:  # a broken photo must not stop calibration
@@ -208,19 +208,25 @@ def add_quantized_variants(bundle_dir: Path, manifest: Manifest,
     halves = {"encoder.onnx": fp32.encoder, "decoder_step.onnx": fp32.decoder}
     for name, (enc, dec) in QUANTIZED_VARIANTS.items():
         manifest.variants[name] = Variant(name, halves.get(enc, enc), halves.get(dec, dec))
-    manifest.training = {**manifest.training, "quantization": {
+    manifest.training = {**manifest.training, "quantization": quantization_record(cfg, batches)}
+    return list(QUANTIZED_VARIANTS)
+
+
+def quantization_record(cfg: QuantizeConfig, batches: list[np.ndarray]) -> dict[str, str]:
+    """How the int8 graphs were made, for the manifest's training record."""
+    return {
         "encoder": f"static QDQ int8 ({cfg.method}, {sum(len(b) for b in batches)} photos, "
                    f"{'per channel' if cfg.per_channel else 'per tensor'})",
         "decoder": "dynamic int8 (MatMul/Gemm weights)",
-    }}
-    return list(QUANTIZED_VARIANTS)
+    }
 
 
 @dataclass
 class Agreement:
     variant: str
     same_captions: float  # fraction of images captioned exactly as fp32 does (beam 3)
-    feature_error: float  # relative L2 error of the encoder features against fp32
+    feature_error: float  # relative L2 error of the encoder features against fp32 (nan where the
+    # features are not fp32's own: an ensemble's carry several decoders' side by side)
 
 
 def agreement(bundle_dir: Path, images: Sequence[Path], variants: Sequence[str] | None = None
@@ -244,23 +250,28 @@ def agreement(bundle_dir: Path, images: Sequence[Path], variants: Sequence[str] 
         texts = [r.text for r in cap.caption_arrays(batch, opts)]
         if not any(texts):
             raise RuntimeError(f"variant {name} writes empty captions")
-        err = float(np.linalg.norm(feats - ref_feats)) / max(float(np.linalg.norm(ref_feats)), 1e-12)
+        err = (float(np.linalg.norm(feats - ref_feats)) / max(float(np.linalg.norm(ref_feats)), 1e-12)
+               if feats.shape == ref_feats.shape else float("nan"))
         same = float(np.mean([a == b for a, b in zip(texts, ref_text, strict=True)]))
         out.append(Agreement(name, same, err))
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("bundle", type=Path)
+def add_quantize_options(parser: argparse.ArgumentParser, check_images: int, check_help: str) -> None:
+    """The calibration photos, their number and method, and the photos of the check after."""
     parser.add_argument("--calibration-images", type=Path, nargs="+", required=True,
                         help="photos, folders of photos, or .txt lists of photos (training "
                              "photos, not the test split)")
     parser.add_argument("--max-images", type=int, default=QuantizeConfig.max_images)
     parser.add_argument("--method", default=QuantizeConfig.method,
                         choices=["minmax", "entropy", "percentile"])
-    parser.add_argument("--check-images", type=int, default=32,
-                        help="photos to compare each variant with fp32 on (0: skip)")
+    parser.add_argument("--check-images", type=int, default=check_images, help=check_help)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("bundle", type=Path)
+    add_quantize_options(parser, 32, "photos to compare each variant with fp32 on (0: skip)")
     parser.add_argument("--default", dest="default_variant",
                         help="also make this variant the bundle's default (normally chosen by "
                              "python -m training.select_variant from measurements)")
@@ -277,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     load_bundle(args.bundle)  # re-verify: every file against its new checksum
     print(f"{args.bundle}: added {', '.join(added)}; default variant {manifest.default_variant}")
     if args.check_images:
-        photos = _evenly(expand_image_paths(args.calibration_images), args.check_images)
+        photos = evenly(expand_image_paths(args.calibration_images), args.check_images)
         for row in agreement(args.bundle, photos):
             print(f"  {row.variant:13s} same captions as fp32 {row.same_captions:6.1%}   "
                   f"feature error {row.feature_error:.3f}")

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from captioner.bundle import DECODER_IO, ENCODER_IO
-from training.model import CaptionDecoder
+from training.model import DecoderConfig
 from training.tags import TagHead
 
 OPSET = 17
@@ -28,8 +29,24 @@ STEP_OUTPUTS = [p.name for p in DECODER_IO.outputs]
 TAGS = "tags"
 
 
+class ExportableDecoder(Protocol):
+    """What the two graphs need of a decoder: a CaptionDecoder, or a DecoderEnsemble of several
+    (training/ensemble.py). `cfg` gives the sizes of the graphs' ports: features (B, N,
+    embed_dim), keys (B, N, attention_dim), h and c (B, hidden_size), tags (B, tag_count)."""
+
+    cfg: DecoderConfig
+
+    def eval(self) -> Any: ...
+
+    def encode(self, grid: torch.Tensor, tags: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]: ...
+
+    def step(self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor, feats: torch.Tensor,
+             keys: torch.Tensor, tags: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
+
 class EncoderGraph(nn.Module):
-    def __init__(self, backbone: nn.Module, decoder: CaptionDecoder, tag_head: TagHead | None = None
+    def __init__(self, backbone: nn.Module, decoder: ExportableDecoder, tag_head: TagHead | None = None
                  ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -46,7 +63,7 @@ class EncoderGraph(nn.Module):
 
 
 class StepGraph(nn.Module):
-    def __init__(self, decoder: CaptionDecoder) -> None:
+    def __init__(self, decoder: ExportableDecoder) -> None:
         super().__init__()
         self.decoder = decoder
 
@@ -68,7 +85,7 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
         )
 
 
-def export_encoder(backbone: nn.Module, decoder: CaptionDecoder, image_size: int, path: Path,
+def export_encoder(backbone: nn.Module, decoder: ExportableDecoder, image_size: int, path: Path,
                    tag_head: TagHead | None = None) -> None:
     outputs = ENCODER_OUTPUTS + ([TAGS] if tag_head is not None else [])
     dynamic = {name: {0: "batch"} for name in ["image", *outputs]}
@@ -76,7 +93,7 @@ def export_encoder(backbone: nn.Module, decoder: CaptionDecoder, image_size: int
             path, ["image"], outputs, dynamic)
 
 
-def export_step(decoder: CaptionDecoder, path: Path) -> None:
+def export_step(decoder: ExportableDecoder, path: Path) -> None:
     cfg = decoder.cfg
     b, n = 2, cfg.grid_size
     args: tuple[torch.Tensor, ...] = (

@@ -129,3 +129,59 @@ def test_encoder_may_add_the_tags_output_after_the_four_it_must_have() -> None:
     wrong_size = [("image", 1, ("b", 3, 260, 260))]
     assert "axis 2 is 260, the manifest says 224" in (
         interface_problem(_facts(wrong_size, outputs), ENCODER_IO, SIZES) or "")
+
+
+# --- a variant's own hidden_size (the ensemble of docs/quality.md) ---------------------------------
+def test_old_manifests_load_unchanged_and_round_trip(bundle_copy: Path) -> None:
+    from captioner.bundle import write_manifest
+
+    before = json.loads((bundle_copy / "manifest.json").read_text())
+    manifest = load_bundle(bundle_copy).manifest
+    assert all(v.hidden_size is None for v in manifest.variants.values())
+    write_manifest(bundle_copy, manifest)
+    assert json.loads((bundle_copy / "manifest.json").read_text())["variants"] == before["variants"]
+
+
+def test_a_variant_is_checked_at_its_own_hidden_size(bundle_copy: Path) -> None:
+    from captioner.bundle import graph_sizes
+
+    hidden = load_bundle(bundle_copy).manifest.hidden_size
+
+    def add(size: int):
+        return lambda d: d["variants"].update(
+            wide={"encoder": "encoder.onnx", "decoder": "decoder_step.onnx", "hidden_size": size})
+
+    _edit_manifest(bundle_copy, add(hidden))  # the same graphs, said explicitly: usable
+    bundle = load_bundle(bundle_copy)
+    assert not bundle.unusable and bundle.manifest.variants["wide"].hidden_size == hidden
+    assert graph_sizes(bundle.manifest, bundle.manifest.variants["wide"])["hidden"] == hidden
+    _edit_manifest(bundle_copy, add(2 * hidden))  # graphs narrower than the variant says
+    bundle = load_bundle(bundle_copy)  # the other variants still run
+    assert list(bundle.unusable) == ["wide"]
+    assert f"axis 1 is {hidden}, the manifest says {2 * hidden}" in bundle.unusable["wide"]
+    with pytest.raises(BundleError, match="the manifest says"):
+        Captioner(bundle_copy, provider="cpu", variant="wide")
+
+
+def test_quality_runs_only_when_asked_for(bundle_copy: Path) -> None:
+    from captioner.bundle import QUALITY
+
+    def add(d):
+        d["variants"][QUALITY] = dict(d["variants"]["fp32"])
+        d["provider_variants"] = {"cpu": QUALITY}
+
+    _edit_manifest(bundle_copy, add)
+    assert load_bundle(bundle_copy).manifest.variant_for("cpu") == "fp32"
+    assert Captioner(bundle_copy, provider="cpu").variant == "fp32"
+    assert Captioner(bundle_copy, provider="cpu", variant=QUALITY).variant == QUALITY
+    _edit_manifest(bundle_copy, lambda d: d.update(default_variant=QUALITY))
+    with pytest.raises(BundleError, match="default_variant must not be 'quality'"):
+        load_bundle(bundle_copy)
+
+
+def test_asking_for_a_quality_variant_the_bundle_lacks_is_one_line(bundle_copy: Path) -> None:
+    with pytest.raises(BundleError) as info:
+        Captioner(bundle_copy, provider="cpu", variant="quality")
+    message = str(info.value)
+    assert "has no 'quality' variant (it has fp32)" in message and "export.ensemble" in message
+    assert "\n" not in message

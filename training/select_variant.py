@@ -9,6 +9,8 @@ batch loading meanwhile). That one pass gives both its speed (images/second) and
 (default 0.5) and its CIDEr within --cider-tolerance points (default 2) of fp32; the fastest
 such variant becomes `default_variant` (what "auto" picks on the CPU). fp32 stays the GPU's
 choice unless this ran on a GPU. The figures are stored in the manifest under scores.variants.
+The best-quality variant (`quality`, an ensemble of decoders: docs/quality.md) is scored and
+timed with the others but never chosen: it runs only when a user asks for it.
 
 Add the quantized graphs first with `python -m export.quantize BUNDLE --calibration-images ...`.
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from captioner.bundle import load_bundle, write_manifest
+from captioner.bundle import QUALITY, load_bundle, write_manifest
 from captioner.captioner import Captioner, CaptionOptions
 from captioner.errors import CaptionerError
 from training.data import CaptionSet, load_splits
@@ -64,12 +66,14 @@ def score_variant(bundle_dir: Path, variant: str, split: CaptionSet, beam: int =
 
 def choose(scores: list[VariantScore], bleu_tolerance: float = 0.5, cider_tolerance: float = 2.0,
            reference: str = "fp32") -> str:
-    """Mark which variants keep quality against `reference`; return the fastest of those."""
+    """Mark which variants keep quality against `reference`; return the fastest of those
+    (never QUALITY, which is only run when asked for)."""
     ref = next(s for s in scores if s.variant == reference)
     for s in scores:
         s.keeps_quality = (s.bleu4 >= ref.bleu4 - bleu_tolerance
                            and s.cider >= ref.cider - cider_tolerance)
-    return max((s for s in scores if s.keeps_quality), key=lambda s: s.images_per_s).variant
+    candidates = [s for s in scores if s.keeps_quality and s.variant != QUALITY]
+    return max(candidates, key=lambda s: s.images_per_s).variant
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -103,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
               f"CIDEr {score.cider:6.2f}", flush=True)
     best = choose(scores, args.bleu_tolerance, args.cider_tolerance)
     for s in scores:
-        print(f"  {s.variant:13s} {'keeps quality' if s.keeps_quality else 'LOSES quality'}")
+        note = " (only when asked for)" if s.variant == QUALITY else ""
+        print(f"  {s.variant:13s} {'keeps quality' if s.keeps_quality else 'LOSES quality'}{note}")
     print(f"fastest variant that keeps quality on {args.provider}: {best}")
     if args.dry_run:
         return

@@ -79,7 +79,9 @@ def add_model_options(p: argparse.ArgumentParser, batch_default: int) -> None:
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where to run: cuda needs onnxruntime-gpu in place of onnxruntime")
     p.add_argument("--variant", default="auto",
-                   help="graph variant: auto (fastest that keeps quality), fp32, int8")
+                   help="graph variant: auto (fastest that keeps quality), fp32, int8, or quality "
+                        "(best quality: an ensemble of decoders, about half the speed; only in "
+                        "bundles built with it, see docs/quality.md)")
 
 
 def load_captioner(args: argparse.Namespace) -> Captioner:
