@@ -116,7 +116,11 @@ class Calibration:
     phrases: Phrases
 
     def photo_signals(self, mean_feature: np.ndarray) -> tuple[float, float]:
-        return photo_signals(mean_feature, self.feature_center, self.feature_scale, self.neighbours)
+        """The photo's signals from its mean feature. A wider feature is an ensemble's (the
+        quality variant, docs/quality.md): its decoders' features side by side, the bundle's
+        own decoder first, whose features are the ones this calibration was fitted on."""
+        own = mean_feature[: self.feature_center.shape[0]]
+        return photo_signals(own, self.feature_center, self.feature_scale, self.neighbours)
 
     def confidence(self, signals: np.ndarray) -> float:
         z = (signals - np.asarray(self.signal_mean)) / np.asarray(self.signal_scale)

@@ -27,10 +27,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from captioner.bundle import QUALITY, Bundle, Variant, load_bundle, write_manifest
 from captioner.errors import CaptionerError
 from export.bundle_writer import parity_batch, tag_head_for
-from export.parity import check_parity
+from export.parity import TOLERANCE, check_parity
 from export.quantize import (
     QuantizeConfig,
     add_quantize_options,
@@ -102,6 +104,7 @@ def add_quality_variant(bundle_dir: Path, job: EnsembleJob) -> Bundle:
         print(report.summary(), file=sys.stderr)
         if not report.ok:
             raise RuntimeError(f"export refused: {report.summary()}")
+        _check_first_is_the_bundles(staging, batch, job.checkpoints[0])
         quantize_encoder(staging / ENCODER, staging / ENCODER_INT8, batches, job.quantize)
         quantize_decoder(staging / DECODER, staging / DECODER_INT8, job.quantize)
         for name in (ENCODER, DECODER):  # the fp32 pair would double the bundle's size
@@ -121,6 +124,23 @@ def add_quality_variant(bundle_dir: Path, job: EnsembleJob) -> Bundle:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return load_bundle(bundle_dir)
+
+
+def _check_first_is_the_bundles(staging: Path, batch: np.ndarray, first: Path) -> None:
+    """The first decoder's features (the ensemble's first columns) must be the bundle's own: the
+    confidence calibration was fitted on them (captioner/confidence.py reads those columns)."""
+    from captioner.captioner import Captioner
+
+    if "fp32" not in load_bundle(staging).manifest.variants:
+        print("no fp32 variant: the first checkpoint is not compared with the bundle's decoder",
+              file=sys.stderr)
+        return
+    own = Captioner(staging, provider="cpu", variant="fp32").encoder.run(None, {"image": batch})[0]
+    ours = Captioner(staging, provider="cpu", variant=QUALITY).encoder.run(None, {"image": batch})[0]
+    difference = float(np.abs(ours[..., : own.shape[-1]] - own).max())
+    if difference > TOLERANCE:
+        raise ValueError(f"{first} is not the decoder the bundle was made from (its features differ "
+                         f"by {difference:.2g}): put the bundle's own checkpoint first")
 
 
 def _swap_in(staging: Path, target: Path) -> None:

@@ -219,6 +219,12 @@ def test_a_failed_export_changes_nothing(tiny_bundle: Path, checkpoints: dict[st
     assert "other.pt does not fit" in err and "'zebra'" in err and "\n" not in err, err
     assert {p.name: p.read_bytes() for p in bundle.iterdir()} == snapshot
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+    with pytest.raises(SystemExit):  # the bundle's own decoder must come first (its calibration)
+        ensemble_main([str(bundle), "--checkpoints", str(checkpoints["second"]),
+                       str(checkpoints["first"]), "--calibration-images", str(calibration)])
+    assert "second.pt is not the decoder the bundle was made from" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in bundle.iterdir()} == snapshot
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
 
 
 def test_select_variant_scores_quality_but_never_makes_it_the_default() -> None:
@@ -242,3 +248,13 @@ def test_cli_names_quality_and_refuses_a_bundle_without_it_in_one_line(
     code = cli_main(["caption", str(photo), "--model", str(tiny_bundle), "--variant", QUALITY])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "has no 'quality' variant" in err and "\n" not in err, err
+
+
+def test_confidence_reads_the_bundles_own_decoder_in_an_ensembles_features() -> None:
+    from captioner.confidence import Calibration, Neighbours, Phrases
+
+    memory = Neighbours.build(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), np.array([1.2, 0.1]), k=1)
+    cal = Calibration((0.0,) * 10, 0.0, (0.0,) * 10, (1.0,) * 10, np.zeros(3, np.float32),
+                      np.ones(3, np.float32), memory, Phrases.build([]))
+    own = np.array([0.9, 0.1, 0.0])
+    assert cal.photo_signals(np.concatenate([own, [5.0, -3.0, 7.0]])) == cal.photo_signals(own)
