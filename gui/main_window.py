@@ -234,7 +234,8 @@ class MainWindow(QMainWindow):
         for f in fields(AppSettings):
             setattr(self.settings, f.name, getattr(new, f.name))
         self.settings.save(self.store)
-        model_changed = (new.bundle_path(), new.provider) != (old.bundle_path(), old.provider)
+        model_changed = ((new.bundle_path(), new.provider, new.caption_quality)
+                         != (old.bundle_path(), old.provider, old.caption_quality))
         if model_changed or self.models.captioner is None:
             self.models.load()
         if (new.overlay_style, new.overlay_opacity) != (old.overlay_style, old.overlay_opacity):

@@ -8,15 +8,20 @@ file can never start the app with a beam size of -3.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths
 
+from captioner.bundle import QUALITY
 from captioner.captioner import CaptionOptions
 
 PROVIDERS = ("auto", "cpu", "cuda")
+# "fast": the bundle's measured choice ("auto"); "best": its QUALITY variant, an ensemble of
+# decoders at about half the speed (docs/quality.md), where the bundle has one
+CAPTION_QUALITIES = ("fast", "best")
 OVERLAY_STYLES = ("heat", "spotlight")
 _GROUP = "captioning"
 _LIMITS: dict[str, tuple[float, float]] = {
@@ -43,6 +48,16 @@ def default_bundle() -> Path:
         return Path(__file__).resolve().parent.parent / "models" / "default"
 
 
+def has_quality_variant(folder: Path) -> bool:
+    """A quick look (no hashing, nothing checked: loading does that) at whether the bundle in
+    `folder` offers the best-quality variant, to offer the setting or not."""
+    try:
+        data = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        return isinstance(data.get("variants"), dict) and QUALITY in data["variants"]
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 @dataclass
 class AppSettings:
     """Everything the user can set; defaults are what a first start should do."""
@@ -62,6 +77,7 @@ class AppSettings:
     # the default model, where captions under 0.3 (a quarter) average CIDEr 0.24 and those over
     # 0.6 average 0.92 (docs/results.md, "Confidence")
     low_confidence: float = 0.3
+    caption_quality: str = "fast"  # one of CAPTION_QUALITIES
 
     def bundle_path(self) -> Path:
         return Path(self.bundle_dir).expanduser() if self.bundle_dir else default_bundle()
@@ -113,6 +129,8 @@ def _coerce(name: str, raw: object, default: object) -> object:
     if name == "provider" and value not in PROVIDERS:
         return default
     if name == "overlay_style" and value not in OVERLAY_STYLES:
+        return default
+    if name == "caption_quality" and value not in CAPTION_QUALITIES:
         return default
     return value
 

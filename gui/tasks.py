@@ -80,34 +80,53 @@ class ModelLoadWorker(Worker):
     """Load and verify a bundle here and in a caption process (in parallel).
 
     item: LoadedModel; failed: the bundle's one-line reason. Without a working child process
-    (CAPTIONER_GUI_INPROCESS=1, or it failed to start) batches run in a thread instead.
+    (CAPTIONER_GUI_INPROCESS=1, or it failed to start) batches run in a thread instead. A
+    `variant` asked for by name (the best-quality one) that cannot run falls back to "auto",
+    the bundle's own choice, with a note: a setting never leaves the app without a model.
     """
 
-    def __init__(self, bundle: Path, provider: str) -> None:
+    def __init__(self, bundle: Path, provider: str, variant: str = "auto") -> None:
         super().__init__("model loading")
-        self.bundle, self.provider = bundle, provider
+        self.bundle, self.provider, self.variant = bundle, provider, variant
 
     def work(self) -> None:
+        try:
+            loaded = self._load(self.variant)
+        except CaptionerError as exc:
+            if self.variant == "auto":
+                self.failed.emit(str(exc))
+                return
+            try:
+                loaded = self._load("auto")
+            except CaptionerError as again:
+                self.failed.emit(str(again))
+                return
+            note = f"variant {self.variant} not used ({exc}); captioning with the bundle's default"
+            notes = "; ".join(filter(None, [note, loaded.note]))
+            loaded = LoadedModel(loaded.captioner, loaded.service, notes)
+        self.emit_item(loaded)
+
+    def _load(self, variant: str) -> LoadedModel:
         service, note = None, "in-process captioning (CAPTIONER_GUI_INPROCESS is set)"
         if not os.environ.get("CAPTIONER_GUI_INPROCESS"):
             try:
                 niceness = int(os.environ.get("CAPTIONER_GUI_NICE", CHILD_NICENESS))
-                service, note = CaptionService(self.bundle, provider=self.provider, niceness=niceness), ""
+                service, note = CaptionService(self.bundle, provider=self.provider, variant=variant,
+                                               niceness=niceness), ""
             except Exception as exc:  # noqa: BLE001 - no child process: fall back to a thread
                 note = f"no caption process ({exc}); captioning in a thread"
         try:
-            captioner = Captioner(self.bundle, provider=self.provider)
-        except CaptionerError as exc:
+            captioner = Captioner(self.bundle, provider=self.provider, variant=variant)
+        except CaptionerError:
             if service is not None:
                 service.close()
-            self.failed.emit(str(exc))
-            return
+            raise
         if service is not None:
             try:
                 service.wait_ready()
             except CaptionerError as exc:
                 service, note = None, f"no caption process ({exc}); captioning in a thread"
-        self.emit_item(LoadedModel(captioner, service, note))
+        return LoadedModel(captioner, service, note)
 
 
 class CaptionBackend(Protocol):

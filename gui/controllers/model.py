@@ -14,9 +14,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
+from captioner.bundle import QUALITY
 from captioner.captioner import Captioner
 from captioner.service import CaptionService
-from gui.settings import AppSettings
+from gui.settings import AppSettings, has_quality_variant
 from gui.tasks import CaptionBackend, LoadedModel, ModelLoadWorker
 
 Log = Callable[[str, str], None]
@@ -61,12 +62,22 @@ class ModelController(QObject):
                                 f"No model loaded — open a bundle. (There is no model bundle at {path}.)")
             return
         self.switching.emit()
-        worker = ModelLoadWorker(path, self.settings.provider)
+        worker = ModelLoadWorker(path, self.settings.provider, self._variant(path))
         self._worker = worker
         worker.item.connect(lambda loaded, w=worker: self._on_loaded(w, loaded))
         worker.failed.connect(lambda text, w=worker: self._on_failed(w, text))
         self._set_state(ModelState.LOADING, f"Loading model from {path} …")
         worker.start()
+
+    def _variant(self, bundle: Path) -> str:
+        """The variant the Caption quality setting asks for in this bundle: its best-quality
+        ensemble for "best" where it has one, else the bundle's own choice ("auto")."""
+        if self.settings.caption_quality != "best":
+            return "auto"
+        if has_quality_variant(bundle):
+            return QUALITY
+        self.log(f"{bundle.name} has no best-quality variant; captioning with its default one", "info")
+        return "auto"
 
     def _on_loaded(self, worker: ModelLoadWorker, loaded: LoadedModel) -> None:
         if worker is not self._worker:

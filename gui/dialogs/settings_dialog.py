@@ -1,4 +1,4 @@
-"""Settings: model bundle, provider, search options, saving behaviour, overlay look.
+"""Settings: model bundle, provider, caption quality, search options, saving behaviour, overlay look.
 
 Works on a copy of AppSettings and hands back a new one; the window decides what changed
 (a new bundle or provider means reloading the model in the background).
@@ -30,7 +30,13 @@ from PySide6.QtWidgets import (
 )
 
 from captioner.session import available_providers
-from gui.settings import OVERLAY_STYLES, AppSettings, default_bundle
+from gui.settings import OVERLAY_STYLES, AppSettings, default_bundle, has_quality_variant
+
+QUALITY_CHOICES = (("fast", "Fast (default)"), ("best", "Best (slower)"))
+QUALITY_TIP = ("Best: an ensemble of decoders averaged at every word, about half the speed "
+               "(docs/quality.md)")
+NO_QUALITY_TIP = ("This model bundle has no best-quality variant: build one with "
+                  "python -m export.ensemble (docs/quality.md)")
 
 
 def describe_bundle(folder: Path) -> tuple[bool, str]:
@@ -97,6 +103,13 @@ class SettingsDialog(QDialog):
                 )
         self.provider.setCurrentIndex(max(self.provider.findData(s.provider), 0))
         form.addRow("Run on:", self.provider)
+        self.quality = QComboBox()
+        self.quality.setObjectName("captionQuality")
+        for name, label in QUALITY_CHOICES:
+            self.quality.addItem(label, name)
+        self._quality_wanted = s.caption_quality  # kept while a bundle without one is shown
+        self.quality.currentIndexChanged.connect(self._quality_chosen)
+        form.addRow("Caption quality:", self.quality)
         return box
 
     def _caption_group(self, s: AppSettings) -> QGroupBox:
@@ -161,6 +174,15 @@ class SettingsDialog(QDialog):
         ok, text = describe_bundle(folder)
         self.bundle_info.setText(("✓ " if ok else "⚠ ") + text)
         self.bundle_info.setStyleSheet("" if ok else "color: #c05000;")
+        offered = has_quality_variant(folder)  # a bundle without one shows Fast, greyed out
+        self.quality.setEnabled(offered)
+        self.quality.setToolTip(QUALITY_TIP if offered else NO_QUALITY_TIP)
+        shown = self._quality_wanted if offered else "fast"
+        self.quality.setCurrentIndex(max(self.quality.findData(shown), 0))
+
+    def _quality_chosen(self) -> None:
+        if self.quality.isEnabled():
+            self._quality_wanted = self.quality.currentData()
 
     def result_settings(self) -> AppSettings:
         return replace(
@@ -176,4 +198,5 @@ class SettingsDialog(QDialog):
             overlay_style=self.overlay_style.currentData(),
             overlay_opacity=round(self.opacity.value(), 2),
             low_confidence=round(self.low_confidence.value(), 2),
+            caption_quality=self._quality_wanted,  # also while greyed out: for a bundle with one
         )
