@@ -76,7 +76,7 @@ def write_bundle(decoder: CaptionDecoder, vocab: Vocabulary, encoder_name: str, 
     variants = {"fp32": Variant("fp32", "encoder.onnx", "decoder_step.onnx")}
     manifest = Manifest(
         name=cfg.name, encoder_name=info.name, input_spec=info.input_spec, grid=info.grid,
-        feature_dim=decoder.cfg.embed_dim, hidden_size=decoder.cfg.hidden_size,
+        feature_dim=decoder.cfg.embed_dim, hidden_size=decoder.state_size,
         vocab_size=len(vocab), max_length=max_length, variants=variants,
         training=cfg.training, scores=cfg.scores, tags_file=tag_file,
     )

@@ -28,7 +28,7 @@ from onnx import numpy_helper
 from captioner.bundle import Bundle, load_bundle
 from captioner.vocab import Vocabulary
 from export.to_onnx import _export, export_step
-from training.model import CaptionDecoder, DecoderConfig
+from training.model import CaptionDecoder, DecoderConfig, DecoderKind, build_decoder
 
 PREFIX = "decoder."
 GENERATED = "onnx::"  # torch.onnx's names for initializers it made (transposed, folded)
@@ -77,10 +77,11 @@ def infer_config(step: GraphWeights, encoder: GraphWeights, bundle: Bundle) -> D
     feature_dim = feat.shape[0] if feat is not None else _feature_dim(encoder, embed_dim)
     grid = bundle.manifest.grid
     tagged = "copy_gate.weight" in step.named
+    kind = DecoderKind.UPDOWN if "lang_lstm.weight_hh" in step.named else DecoderKind.SAT
     return DecoderConfig(
         vocab_size=int(vocab_size), feature_dim=int(feature_dim), grid_size=grid[0] * grid[1],
         embed_dim=int(embed_dim), hidden_size=int(hidden_size), attention_dim=int(attention_dim),
-        dropout=_dropout(bundle), tag_count=len(bundle.tag_words) if tagged else 0,
+        dropout=_dropout(bundle), tag_count=len(bundle.tag_words) if tagged else 0, kind=kind,
     )
 
 
@@ -102,7 +103,7 @@ def _dropout(bundle: Bundle) -> float:
 def _fresh_order(cfg: DecoderConfig) -> dict[str, list[tuple[str, bool]]]:
     """Which parameter (and whether transposed) each generated-name MatMul weight of a fresh
     export of this size is, per graph ("encoder"/"step"), in order; "" for derived constants."""
-    fresh = CaptionDecoder(cfg).eval()
+    fresh = build_decoder(cfg).eval()
     torch.manual_seed(0)
     with torch.no_grad():
         for p in fresh.parameters():
@@ -153,7 +154,7 @@ def decoder_from_bundle(bundle_dir: Path) -> tuple[CaptionDecoder, Vocabulary, s
     encoder_path, step_path = bundle.graph_paths("fp32")
     step, encoder = read_graph(step_path, MODULES), read_graph(encoder_path, MODULES)
     cfg = infer_config(step, encoder, bundle)
-    decoder = CaptionDecoder(cfg)
+    decoder = build_decoder(cfg)
     state = decoder.state_dict()
     found: dict[str, np.ndarray] = {**encoder.named, **step.named}
     for graph in (encoder, step):

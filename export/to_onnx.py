@@ -36,6 +36,9 @@ class ExportableDecoder(Protocol):
 
     cfg: DecoderConfig
 
+    @property
+    def state_size(self) -> int: ...  # h and c's width (Up-Down and ensembles: wider than hidden_size)
+
     def eval(self) -> Any: ...
 
     def encode(self, grid: torch.Tensor, tags: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]: ...
@@ -98,8 +101,8 @@ def export_step(decoder: ExportableDecoder, path: Path) -> None:
     b, n = 2, cfg.grid_size
     args: tuple[torch.Tensor, ...] = (
         torch.ones(b, dtype=torch.long),
-        torch.zeros(b, cfg.hidden_size),
-        torch.zeros(b, cfg.hidden_size),
+        torch.zeros(b, decoder.state_size),
+        torch.zeros(b, decoder.state_size),
         torch.zeros(b, n, cfg.embed_dim),
         torch.zeros(b, n, cfg.attention_dim),
     )

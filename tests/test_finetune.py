@@ -75,6 +75,22 @@ def test_rebuilt_tagged_decoder_steps_like_onnxruntime(tmp_path_factory: pytest.
     assert step_difference(bundle, [flickr_dir / "images" / p for p in PHOTOS]) <= 1e-4
 
 
+def test_an_up_down_bundle_exports_captions_and_is_rebuilt(tmp_path: Path, flickr_dir: Path) -> None:
+    """Up-Down keeps both LSTMs' states in h and c (twice the hidden size): the export passes
+    parity, the manifest says the wider state, the CLI's Captioner runs it, and the decoder
+    rebuilt from its graphs is an Up-Down one that steps like onnxruntime."""
+    from tests.test_keywords import DOG_PHOTO, build_tagged_bundle
+    from training.model import UpDownDecoder
+
+    photos = [flickr_dir / "images" / p for p in (DOG_PHOTO, *PHOTOS[:2])]
+    bundle = build_tagged_bundle(tmp_path / "updown", photos[0], kind="updown")
+    assert load_bundle(bundle).manifest.hidden_size == 64
+    result = Captioner(bundle, provider="cpu", variant="fp32").caption_images([load_image(photos[0])])[0]
+    assert result.tags and result.tags[0].word == "dog" and result.attention.shape[1:] == (7, 7)
+    assert isinstance(decoder_from_bundle(bundle)[0], UpDownDecoder)
+    assert step_difference(bundle, photos) <= 1e-4
+
+
 def test_the_shipped_default_bundle_is_rebuilt(flickr_dir: Path) -> None:
     """models/default (attributes, copy gate, tags.json): the same steps as its graphs. Compared
     as probabilities: its graph holds onnxruntime's Sigmoid for the copy gate, an approximation

@@ -226,21 +226,21 @@ def test_two_runs_adding_keywords_at_once_lose_neither(tmp_path: Path) -> None:
 DOG_PHOTO = "1001773457_577c3a7d70.jpg"  # two dogs: a tagged model's best tag is "dog"
 
 
-def build_tagged_bundle(target: Path, photo: Path) -> Path:
+def build_tagged_bundle(target: Path, photo: Path, kind: str = "sat") -> Path:
     """A small random decoder that reads tags, exported over efficientnet_lite0 (as
     tests/test_tags.py does): captions are noise, tags are the encoder's real ImageNet tags."""
     import torch
 
     from export.bundle_writer import ExportConfig, write_bundle
-    from training.model import CaptionDecoder, DecoderConfig
+    from training.model import DecoderConfig, build_decoder
     from training.tags import load_tag_table
     from training.text_prior import caption_vocabulary
 
     table = load_tag_table()
     vocab = caption_vocabulary(["a dog runs on the grass"], [], 1, table.words)
     torch.manual_seed(0)
-    cfg = DecoderConfig(len(vocab), 1280, 49, 32, 32, 32, 0.0, tag_count=len(table.words))
-    decoder = CaptionDecoder(cfg)
+    cfg = DecoderConfig(len(vocab), 1280, 49, 32, 32, 32, 0.0, tag_count=len(table.words), kind=kind)
+    decoder = build_decoder(cfg)
     decoder.set_tag_words([vocab.index[w] for w in table.words])
     return write_bundle(decoder, vocab, "efficientnet_lite0", 6, target,
                         ExportConfig(name="tagged", parity_images=[photo]))

@@ -17,7 +17,7 @@ from captioner.images import load_image, preprocess
 from tests.synthetic import make_shapes_folder
 from training.data import TokenBatches, coco_splits, flickr_splits, sidecar_splits
 from training.encoders import available_encoders, get_encoder, imagenet_categories
-from training.model import CaptionDecoder, DecoderConfig, packed_targets, sample_decode
+from training.model import DecoderConfig, DecoderKind, build_decoder, packed_targets, sample_decode
 
 ROOT = Path(__file__).resolve().parent.parent
 DOG_PHOTO = "101654506_8eb26cfb60.jpg"  # Flickr8k: "a dog runs through the snow" (a whippet-like dog)
@@ -63,16 +63,28 @@ def test_sidecar_and_coco_datasets(tmp_path: Path) -> None:
     assert coco["train"].captions[0] == [c for p, c in pairs if p == first]
 
 
-def test_teacher_forcing_decodes_only_active_rows() -> None:
+DECODERS = [(DecoderKind.SAT, 0), (DecoderKind.UPDOWN, 0), (DecoderKind.UPDOWN, 3)]
+
+
+def tiny_decoder(vocab_size: int, kind: DecoderKind, tag_count: int):
+    cfg = DecoderConfig(vocab_size=vocab_size, feature_dim=8, grid_size=4, embed_dim=16, hidden_size=16,
+                        attention_dim=8, dropout=0.0, tag_count=tag_count, kind=kind)
+    model = build_decoder(cfg)
+    if tag_count:
+        model.set_tag_words(list(range(4, 4 + tag_count)))
+    return model
+
+
+@pytest.mark.parametrize(("kind", "tag_count"), DECODERS)
+def test_teacher_forcing_decodes_only_active_rows(kind: DecoderKind, tag_count: int) -> None:
     """Packed logits line up with packed targets, and gradients reach every parameter."""
-    cfg = DecoderConfig(vocab_size=12, feature_dim=8, grid_size=4, embed_dim=16, hidden_size=16,
-                        attention_dim=8, dropout=0.0)
-    model = CaptionDecoder(cfg)
+    model = tiny_decoder(12, kind, tag_count)
+    tags = torch.rand(3, tag_count) if tag_count else None
     captions = torch.tensor([[1, 5, 6, 7, 2], [1, 8, 2, 0, 0], [1, 9, 10, 2, 0]])
     lengths = torch.tensor([5, 3, 4])
     order = lengths.argsort(descending=True)
     captions, lengths = captions[order], lengths[order]
-    logits, alpha_sum, steps = model(torch.randn(3, 4, 8), captions, lengths)
+    logits, alpha_sum, steps = model(torch.randn(3, 4, 8), captions, lengths, tags)
     targets = packed_targets(captions, lengths)
     assert logits.shape == (int(steps.sum()), 12) and targets.shape == (int(steps.sum()),)
     assert sorted(targets.tolist()) == sorted([5, 6, 7, 2, 8, 2, 9, 10, 2])
@@ -81,12 +93,11 @@ def test_teacher_forcing_decodes_only_active_rows() -> None:
     torch.testing.assert_close(alpha_sum.sum(1), steps.float())
 
 
-def test_sampled_log_probs_match_teacher_forcing() -> None:
+@pytest.mark.parametrize("kind", list(DecoderKind))
+def test_sampled_log_probs_match_teacher_forcing(kind: DecoderKind) -> None:
     """SCST's log-probabilities are those of the sampled captions under the model, per token."""
     torch.manual_seed(0)
-    cfg = DecoderConfig(vocab_size=9, feature_dim=8, grid_size=4, embed_dim=16, hidden_size=16,
-                        attention_dim=8, dropout=0.0)
-    model = CaptionDecoder(cfg).eval()
+    model = tiny_decoder(9, kind, 0).eval()
     grid = torch.randn(3, 4, 8)
     tokens, logprob, counts = sample_decode(model, grid, start_id=1, end_id=2, max_length=6, n=4,
                                             banned=[0, 1])
@@ -134,9 +145,7 @@ def test_greedy_decoding_never_picks_a_banned_word() -> None:
     from training.model import greedy_decode
 
     torch.manual_seed(0)
-    cfg = DecoderConfig(vocab_size=9, feature_dim=8, grid_size=4, embed_dim=16, hidden_size=16,
-                        attention_dim=8, dropout=0.0)
-    model = CaptionDecoder(cfg).eval()
+    model = tiny_decoder(9, DecoderKind.SAT, 0).eval()
     with torch.no_grad():
         model.out_bias[3] = 50.0  # <unk> dominates every step
         grid = torch.randn(5, 4, 8)

@@ -19,10 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from enum import Enum
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+class DecoderKind(str, Enum):
+    """Which recurrent core the decoder has (stored in checkpoints as its value)."""
+
+    SAT = "sat"  # Show, Attend and Tell: one LSTM, gated context
+    UPDOWN = "updown"  # Up-Down (Anderson et al. 2018): an attention LSTM and a language LSTM
 
 
 @dataclass
@@ -35,9 +43,13 @@ class DecoderConfig:
     attention_dim: int = 512
     dropout: float = 0.5
     tag_count: int = 0  # tag words read as input (0: none)
+    kind: DecoderKind = DecoderKind.SAT
+
+    def __post_init__(self) -> None:
+        self.kind = DecoderKind(self.kind)  # checkpoints hold the plain string
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "kind": self.kind.value}
 
 
 class CaptionDecoder(nn.Module):
@@ -103,12 +115,22 @@ class CaptionDecoder(nn.Module):
         else:
             attr = self.attribute(tags)
             h, c = self.lstm(torch.cat([emb, context, attr], dim=1), (h, c))
+        return self._output(emb, h, context, tags), h, c, alpha
+
+    @property
+    def state_size(self) -> int:
+        """Width of the h and c the step passes on (the ONNX graphs' "hidden" axis)."""
+        return self.cfg.hidden_size
+
+    def _output(self, emb: torch.Tensor, h: torch.Tensor, context: torch.Tensor,
+                tags: torch.Tensor | None) -> torch.Tensor:
+        """Deep output tied to the embedding, then the copy mixture: log-probs (B, V)."""
         deep = emb + self.out_hidden(self.drop(h)) + self.out_context(context)
         logits = F.linear(self.drop(deep), self.embed.weight, self.out_bias)
         logp = torch.log_softmax(logits.float(), dim=1)
         if tags is not None:
             logp = self._copy(logp, h, context, emb, tags)
-        return logp, h, c, alpha
+        return logp
 
     def _copy(self, logp: torch.Tensor, h: torch.Tensor, context: torch.Tensor, emb: torch.Tensor,
               tags: torch.Tensor) -> torch.Tensor:
@@ -154,6 +176,52 @@ class CaptionDecoder(nn.Module):
             alpha_sum = torch.cat([alpha_sum[:active] + alpha.float(), alpha_sum[active:]])
             outputs.append(logits)
         return torch.cat(outputs), alpha_sum, steps
+
+
+class UpDownDecoder(CaptionDecoder):
+    """Up-Down (Anderson et al. 2018) over the same grid, tags and output layer.
+
+    An attention LSTM reads the language LSTM's last state, the mean feature, the word (and the
+    tag attribute) and drives the attention; a language LSTM reads the attended context and
+    the attention LSTM's state and feeds the output. h and c hold both LSTMs' states side by
+    side, (B, 2H), so the ONNX step keeps the bundle's interface.
+    """
+
+    def __init__(self, cfg: DecoderConfig) -> None:
+        super().__init__(cfg)
+        e, h = cfg.embed_dim, cfg.hidden_size
+        del self.gate  # Up-Down attends without Show, Attend and Tell's beta gate
+        self.lstm = nn.LSTMCell(h + 2 * e + (e if cfg.tag_count else 0), h)  # attention LSTM
+        self.lang_lstm = nn.LSTMCell(e + h, h)
+        self.init_h = nn.Linear(e, 2 * h)
+        self.init_c = nn.Linear(e, 2 * h)
+
+    @property
+    def state_size(self) -> int:
+        return 2 * self.cfg.hidden_size
+
+    def step(
+        self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
+        feats: torch.Tensor, keys: torch.Tensor, tags: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        size = self.cfg.hidden_size
+        h_att, h_lang, c_att, c_lang = h[:, :size], h[:, size:], c[:, :size], c[:, size:]
+        emb = self.embed(token)
+        parts = [h_lang, feats.mean(dim=1), emb]
+        if tags is not None:
+            parts.append(self.attribute(tags))
+        h_att, c_att = self.lstm(torch.cat(parts, dim=1), (h_att, c_att))
+        scores = self.att_score(torch.tanh(keys + self.att_query(h_att).unsqueeze(1))).squeeze(-1)
+        alpha = torch.softmax(scores, dim=1)
+        context = torch.bmm(alpha.unsqueeze(1), feats).squeeze(1)
+        h_lang, c_lang = self.lang_lstm(torch.cat([context, h_att], dim=1), (h_lang, c_lang))
+        logp = self._output(emb, h_lang, context, tags)
+        return logp, torch.cat([h_att, h_lang], dim=1), torch.cat([c_att, c_lang], dim=1), alpha
+
+
+def build_decoder(cfg: DecoderConfig) -> CaptionDecoder:
+    """The decoder `cfg.kind` names."""
+    return UpDownDecoder(cfg) if cfg.kind is DecoderKind.UPDOWN else CaptionDecoder(cfg)
 
 
 def packed_targets(captions: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

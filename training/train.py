@@ -40,7 +40,9 @@ from training.features import FeatureStore, Ranks, cached_features
 from training.model import (
     CaptionDecoder,
     DecoderConfig,
+    DecoderKind,
     attention_regulariser,
+    build_decoder,
     greedy_decode,
     packed_targets,
     sample_decode,
@@ -85,6 +87,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--embed-dim", type=int, default=512)
     p.add_argument("--hidden-size", type=int, default=512)
     p.add_argument("--attention-dim", type=int, default=512)
+    p.add_argument("--decoder", default=DecoderKind.SAT.value, choices=[k.value for k in DecoderKind],
+                   help="sat: Show, Attend and Tell; updown: Up-Down's two LSTMs (Anderson et al. 2018)")
     p.add_argument("--scst-epochs", type=int, default=0)
     p.add_argument("--scst-lr", type=float, default=2e-5)
     p.add_argument("--scst-samples", type=int, default=5)
@@ -470,9 +474,10 @@ def main(args: argparse.Namespace) -> Path | None:
     ctx = build_context(args, rank, world)
     info = get_encoder(args.encoder)
     cfg = DecoderConfig(len(ctx.vocab), info.feature_dim, info.grid[0] * info.grid[1],
-                        args.embed_dim, args.hidden_size, args.attention_dim, args.dropout)
+                        args.embed_dim, args.hidden_size, args.attention_dim, args.dropout,
+                        kind=DecoderKind(args.decoder))
     cfg.tag_count = len(ctx.tags.words) if ctx.tags else 0
-    decoder = CaptionDecoder(cfg)
+    decoder = build_decoder(cfg)
     if ctx.tags:
         decoder.set_tag_words([ctx.vocab.index[w] for w in ctx.tags.words])
     model: torch.nn.Module = decoder
