@@ -44,7 +44,6 @@ from gui.widgets.model_banner import ModelBanner
 from gui.widgets.run_status import RunStatus
 from gui.workers import cancel_all
 
-
 PREFERRED_SIZE = QSize(1500, 920)  # room for the grid, the preview and the caption pane
 
 
