@@ -1,6 +1,8 @@
 """Parity: the exported graphs must compute what the PyTorch model computes.
 
-Features and log-probs within 1e-4 (absolute), and the same greedy tokens, on real images
+Features within 1e-4 of their size (absolute below 1, relative above: float32 sums of 1,280
+channels in another order part by ~1e-6 of the values), log-probs within 1e-4 (absolute),
+and the same greedy tokens, on real images
 preprocessed by the shared `preprocess`. Where the greedy captions part, the two best words
 must have been tied (within the tolerance) in PyTorch: an undertrained model has near-ties,
 and a 1e-6 difference may then flip an argmax without anything being wrong.
@@ -41,9 +43,15 @@ class ParityReport:
 
     def summary(self) -> str:
         verdict = "PASS" if self.ok else "FAIL"
-        return (f"parity {verdict}: {self.images} images, features max |diff| "
+        return (f"parity {verdict}: {self.images} images, features max |diff|/max(1, |x|) "
                 f"{self.max_feature_diff:.2e}, log-probs max |diff| {self.max_logprob_diff:.2e}, "
                 f"greedy tokens {'identical' if self.same_greedy_tokens else 'DIFFER'}")
+
+
+def scaled_difference(found: np.ndarray, expected: np.ndarray) -> float:
+    """Largest |difference| over max(1, largest |expected|): absolute for small outputs,
+    relative for large ones (an ensemble's or a trained model's keys reach tens)."""
+    return float(np.abs(found - expected).max()) / max(1.0, float(np.abs(expected).max()))
 
 
 @torch.no_grad()
@@ -55,7 +63,7 @@ def check_parity(backbone: nn.Module, decoder: ExportableDecoder, bundle_dir: Pa
     captioner = Captioner(bundle_dir, provider="cpu", variant=variant)
     ort_out = captioner.encoder.run(None, {"image": batch})
     torch_out = EncoderGraph(backbone, decoder, tag_head).eval()(torch.from_numpy(batch))
-    feature_diff = max(float(np.abs(o - t.numpy()).max()) for o, t in zip(ort_out, torch_out))
+    feature_diff = max(scaled_difference(o, t.numpy()) for o, t in zip(ort_out, torch_out))
 
     vocab = captioner.bundle.vocab
     max_len = captioner.bundle.manifest.max_length

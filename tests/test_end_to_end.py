@@ -50,3 +50,19 @@ def test_console_script_and_module_run_the_cli_package() -> None:
     done = subprocess.run([sys.executable, "-m", "captioner", "--version"], capture_output=True, text=True,
                           timeout=120, cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0 and done.stdout.startswith("captioner "), done.stderr
+
+
+def test_parity_scales_its_tolerance_to_large_features() -> None:
+    """A 1e-6-relative float32 difference on features of size 50 passes; the same absolute
+    difference on features below 1 fails, as does a 1e-3-relative one on large features."""
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("torch")
+    from export.parity import TOLERANCE, scaled_difference
+
+    large = np.full((2, 81, 512), 50.0, dtype=np.float32)
+    assert scaled_difference(large + 1.5e-4, large) <= TOLERANCE
+    assert scaled_difference(large * 1.001, large) > TOLERANCE
+    small = np.full((2, 81, 512), 0.5, dtype=np.float32)
+    assert scaled_difference(small + 1.5e-4, small) > TOLERANCE
