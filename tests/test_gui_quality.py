@@ -38,6 +38,7 @@ def test_best_loads_the_quality_variant_and_a_bundle_without_one_falls_back(
     window = make_window(bundle=quality, wait=False, caption_quality="best")
     qtbot.waitUntil(lambda: window.models.captioner is not None, timeout=TIMEOUT)
     assert window.models.captioner.variant == QUALITY
+    qtbot.waitUntil(lambda: window.model_label.text().endswith("· best quality"), timeout=TIMEOUT)
 
     dialog = SettingsDialog(window.settings, window)
     assert dialog.quality.isEnabled() and dialog.quality.currentData() == "best"
@@ -51,6 +52,7 @@ def test_best_loads_the_quality_variant_and_a_bundle_without_one_falls_back(
     qtbot.waitUntil(lambda: window.models.captioner is not old_captioner
                     and window.models.state is ModelState.READY, timeout=TIMEOUT)
     assert window.models.captioner.variant == load_bundle(tiny_bundle).manifest.default_variant
+    assert "best quality" not in window.model_label.text()
     assert any("has no best-quality variant" in line for line in window.log_pane.lines())
     assert AppSettings.load(window.store).caption_quality == "best"  # persisted
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton
 
+from captioner.bundle import QUALITY
 from gui.controllers.model import ModelController, ModelState
 
 NO_MODEL = "No model loaded — open a bundle (File ▸ Open model bundle…)"
@@ -42,7 +43,8 @@ class ModelBanner(QFrame):
         self.label.setText("" if ready else self.models.text or NO_MODEL)
         self.setVisible(not ready)
         if captioner is not None and ready:
-            self.status.setText(f"Model: {captioner.name} · {captioner.provider.upper()}")
+            quality = " · best quality" if captioner.variant == QUALITY else ""
+            self.status.setText(f"Model: {captioner.name} · {captioner.provider.upper()}{quality}")
             self.status.setToolTip(str(captioner.bundle.path))
         else:
             loading = state is ModelState.LOADING
