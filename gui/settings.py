@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, fields
+from enum import Enum
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths
@@ -19,9 +20,16 @@ from captioner.bundle import QUALITY
 from captioner.captioner import CaptionOptions
 
 PROVIDERS = ("auto", "cpu", "cuda")
-# "fast": the bundle's measured choice ("auto"); "best": its QUALITY variant, an ensemble of
-# decoders at about half the speed (docs/quality.md), where the bundle has one
-CAPTION_QUALITIES = ("fast", "best")
+
+
+class CaptionQuality(str, Enum):
+    """Settings ▸ Caption quality (stored as its value)."""
+
+    FAST = "fast"  # the bundle's measured choice ("auto")
+    BEST = "best"  # its QUALITY variant, an ensemble of decoders at about half the speed
+    # (docs/quality.md), where the bundle has one
+
+
 OVERLAY_STYLES = ("heat", "spotlight")
 _GROUP = "captioning"
 _LIMITS: dict[str, tuple[float, float]] = {
@@ -77,7 +85,7 @@ class AppSettings:
     # the default model, where captions under 0.3 (a quarter) average CIDEr 0.24 and those over
     # 0.6 average 0.92 (docs/results.md, "Confidence")
     low_confidence: float = 0.3
-    caption_quality: str = "fast"  # one of CAPTION_QUALITIES
+    caption_quality: CaptionQuality = CaptionQuality.FAST
 
     def bundle_path(self) -> Path:
         return Path(self.bundle_dir).expanduser() if self.bundle_dir else default_bundle()
@@ -104,13 +112,19 @@ class AppSettings:
     def save(self, store: QSettings) -> None:
         store.beginGroup(_GROUP)
         for f in fields(self):
-            store.setValue(f.name, getattr(self, f.name))
+            value = getattr(self, f.name)
+            store.setValue(f.name, value.value if isinstance(value, Enum) else value)
         store.endGroup()
         store.sync()
 
 
 def _coerce(name: str, raw: object, default: object) -> object:
     """Turn what QSettings hands back (often a string, for INI files) into the field's type."""
+    if isinstance(default, Enum):
+        try:
+            return type(default)(str(raw))
+        except ValueError:
+            return default
     try:
         if isinstance(default, bool):
             value: object = raw if isinstance(raw, bool) else str(raw).strip().lower() in ("true", "1", "yes")
@@ -129,8 +143,6 @@ def _coerce(name: str, raw: object, default: object) -> object:
     if name == "provider" and value not in PROVIDERS:
         return default
     if name == "overlay_style" and value not in OVERLAY_STYLES:
-        return default
-    if name == "caption_quality" and value not in CAPTION_QUALITIES:
         return default
     return value
 

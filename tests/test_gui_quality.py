@@ -14,7 +14,7 @@ import pytest
 from captioner.bundle import QUALITY, Variant, load_bundle, write_manifest
 from gui.controllers.model import ModelState
 from gui.dialogs.settings_dialog import SettingsDialog
-from gui.settings import AppSettings, has_quality_variant
+from gui.settings import AppSettings, CaptionQuality, has_quality_variant
 
 pytestmark = pytest.mark.gui
 TIMEOUT = 30_000
@@ -35,7 +35,7 @@ def test_best_loads_the_quality_variant_and_a_bundle_without_one_falls_back(
         qtbot, make_window, tiny_bundle: Path, tmp_path: Path) -> None:
     quality = with_quality(tiny_bundle, tmp_path / "quality-bundle")
     assert has_quality_variant(quality) and not has_quality_variant(tiny_bundle)
-    window = make_window(bundle=quality, wait=False, caption_quality="best")
+    window = make_window(bundle=quality, wait=False, caption_quality=CaptionQuality.BEST)
     qtbot.waitUntil(lambda: window.models.captioner is not None, timeout=TIMEOUT)
     assert window.models.captioner.variant == QUALITY
     qtbot.waitUntil(lambda: window.model_label.text().endswith("· best quality"), timeout=TIMEOUT)
@@ -46,7 +46,7 @@ def test_best_loads_the_quality_variant_and_a_bundle_without_one_falls_back(
     assert not dialog.quality.isEnabled() and dialog.quality.currentData() == "fast"
     assert "no best-quality variant" in dialog.quality.toolTip()
     new = dialog.result_settings()
-    assert new.caption_quality == "best"  # kept for a bundle that has one
+    assert new.caption_quality is CaptionQuality.BEST  # kept for a bundle that has one
     old_captioner = window.models.captioner
     window.apply_settings(new)
     qtbot.waitUntil(lambda: window.models.captioner is not old_captioner
@@ -54,14 +54,15 @@ def test_best_loads_the_quality_variant_and_a_bundle_without_one_falls_back(
     assert window.models.captioner.variant == load_bundle(tiny_bundle).manifest.default_variant
     assert "best quality" not in window.model_label.text()
     assert any("has no best-quality variant" in line for line in window.log_pane.lines())
-    assert AppSettings.load(window.store).caption_quality == "best"  # persisted
+    assert AppSettings.load(window.store).caption_quality is CaptionQuality.BEST  # persisted
 
     old_captioner = window.models.captioner
-    window.apply_settings(replace(window.settings, bundle_dir=str(quality), caption_quality="fast"))
+    window.apply_settings(replace(window.settings, bundle_dir=str(quality),
+                                  caption_quality=CaptionQuality.FAST))
     qtbot.waitUntil(lambda: window.models.captioner is not old_captioner
                     and window.models.state is ModelState.READY, timeout=TIMEOUT)
     assert window.models.captioner.variant != QUALITY
-    assert AppSettings.load(window.store).caption_quality == "fast"
+    assert AppSettings.load(window.store).caption_quality is CaptionQuality.FAST
 
 
 def test_a_quality_variant_that_cannot_run_falls_back_with_a_note(
@@ -70,7 +71,21 @@ def test_a_quality_variant_that_cannot_run_falls_back_with_a_note(
     broken = with_quality(tiny_bundle, tmp_path / "broken-quality", hidden_size=hidden + 1)
     entry = json.loads((broken / "manifest.json").read_text())["variants"][QUALITY]
     assert entry["hidden_size"] == hidden + 1
-    window = make_window(bundle=broken, wait=False, caption_quality="best")
+    window = make_window(bundle=broken, wait=False, caption_quality=CaptionQuality.BEST)
     qtbot.waitUntil(lambda: window.models.captioner is not None, timeout=TIMEOUT)
     assert window.models.state is ModelState.READY and window.models.captioner.variant != QUALITY
     assert any(f"variant {QUALITY} not used" in line for line in window.log_pane.lines())
+
+
+@pytest.mark.parametrize(("written", "read"), [("best", CaptionQuality.BEST), ("fast", CaptionQuality.FAST),
+                                               ("superb", CaptionQuality.FAST), ("", CaptionQuality.FAST)])
+def test_a_hand_edited_caption_quality_reads_back_as_one_of_the_choices(tmp_path: Path, written: str,
+                                                                        read: CaptionQuality) -> None:
+    ini = tmp_path / "settings.ini"
+    ini.write_text(f"[captioning]\ncaption_quality={written}\nbeam_size=4\n")
+    from gui.settings import settings_store
+
+    loaded = AppSettings.load(settings_store(ini))
+    assert loaded.caption_quality is read and loaded.beam_size == 4
+    loaded.save(settings_store(ini))
+    assert f"caption_quality={read.value}" in ini.read_text()  # the value, not the enum's repr

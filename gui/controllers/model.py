@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from captioner.bundle import QUALITY
 from captioner.captioner import Captioner
 from captioner.service import CaptionService
-from gui.settings import AppSettings, has_quality_variant
+from gui.settings import AppSettings, CaptionQuality, has_quality_variant
 from gui.tasks import CaptionBackend, LoadedModel, ModelLoadWorker
 
 Log = Callable[[str, str], None]
@@ -72,7 +72,7 @@ class ModelController(QObject):
     def _variant(self, bundle: Path) -> str:
         """The variant the Caption quality setting asks for in this bundle: its best-quality
         ensemble for "best" where it has one, else the bundle's own choice ("auto")."""
-        if self.settings.caption_quality != "best":
+        if self.settings.caption_quality is not CaptionQuality.BEST:
             return "auto"
         if has_quality_variant(bundle):
             return QUALITY

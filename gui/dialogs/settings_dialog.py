@@ -30,9 +30,9 @@ from PySide6.QtWidgets import (
 )
 
 from captioner.session import available_providers
-from gui.settings import OVERLAY_STYLES, AppSettings, default_bundle, has_quality_variant
+from gui.settings import OVERLAY_STYLES, AppSettings, CaptionQuality, default_bundle, has_quality_variant
 
-QUALITY_CHOICES = (("fast", "Fast (default)"), ("best", "Best (slower)"))
+QUALITY_CHOICES = ((CaptionQuality.FAST, "Fast (default)"), (CaptionQuality.BEST, "Best (slower)"))
 QUALITY_TIP = ("Best: an ensemble of decoders averaged at every word, about half the speed "
                "(docs/quality.md)")
 NO_QUALITY_TIP = ("This model bundle has no best-quality variant: build one with "
@@ -105,8 +105,8 @@ class SettingsDialog(QDialog):
         form.addRow("Run on:", self.provider)
         self.quality = QComboBox()
         self.quality.setObjectName("captionQuality")
-        for name, label in QUALITY_CHOICES:
-            self.quality.addItem(label, name)
+        for quality, label in QUALITY_CHOICES:
+            self.quality.addItem(label, quality.value)
         self._quality_wanted = s.caption_quality  # kept while a bundle without one is shown
         self.quality.currentIndexChanged.connect(self._quality_chosen)
         form.addRow("Caption quality:", self.quality)
@@ -177,12 +177,12 @@ class SettingsDialog(QDialog):
         offered = has_quality_variant(folder)  # a bundle without one shows Fast, greyed out
         self.quality.setEnabled(offered)
         self.quality.setToolTip(QUALITY_TIP if offered else NO_QUALITY_TIP)
-        shown = self._quality_wanted if offered else "fast"
-        self.quality.setCurrentIndex(max(self.quality.findData(shown), 0))
+        shown = self._quality_wanted if offered else CaptionQuality.FAST
+        self.quality.setCurrentIndex(max(self.quality.findData(shown.value), 0))
 
     def _quality_chosen(self) -> None:
         if self.quality.isEnabled():
-            self._quality_wanted = self.quality.currentData()
+            self._quality_wanted = CaptionQuality(self.quality.currentData())
 
     def result_settings(self) -> AppSettings:
         return replace(
