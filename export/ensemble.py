@@ -32,7 +32,7 @@ import numpy as np
 from captioner.bundle import QUALITY, Bundle, Variant, load_bundle, write_manifest
 from captioner.errors import CaptionerError
 from export.bundle_writer import parity_batch, tag_head_for
-from export.parity import TOLERANCE, check_parity
+from export.parity import TOLERANCE, check_parity, scaled_difference
 from export.quantize import (
     QuantizeConfig,
     add_quantize_options,
@@ -137,7 +137,7 @@ def _check_first_is_the_bundles(staging: Path, batch: np.ndarray, first: Path) -
         return
     own = Captioner(staging, provider="cpu", variant="fp32").encoder.run(None, {"image": batch})[0]
     ours = Captioner(staging, provider="cpu", variant=QUALITY).encoder.run(None, {"image": batch})[0]
-    difference = float(np.abs(ours[..., : own.shape[-1]] - own).max())
+    difference = scaled_difference(ours[..., : own.shape[-1]], own)  # as parity measures it
     if difference > TOLERANCE:
         raise ValueError(f"{first} is not the decoder the bundle was made from (its features differ "
                          f"by {difference:.2g}): put the bundle's own checkpoint first")
