@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import nn
 
 from captioner.bundle import TAGS, Manifest, Variant, write_manifest, write_tag_words
 from captioner.images import load_image, preprocess_batch
@@ -23,6 +24,7 @@ from captioner.vocab import Vocabulary
 from export.parity import check_parity
 from export.to_onnx import ExportableDecoder, export_encoder, export_step
 from training.checkpoint import load_checkpoint
+from training.encoder_top import tuned_backbone
 from training.encoders import get_encoder
 from training.model import CaptionDecoder
 from training.tags import TagHead, build_tag_head, load_tag_table
@@ -56,11 +58,21 @@ def tag_head_for(encoder_name: str, decoder: ExportableDecoder) -> TagHead | Non
     return build_tag_head(encoder_name, table)
 
 
+def checkpoint_backbone(ckpt: dict[str, Any]) -> nn.Module:
+    """The backbone a checkpoint was trained on: the registry's frozen one, or with its last
+    blocks fine-tuned (`train.py --tune-blocks`) the trunk with a tuned and a frozen top."""
+    info = get_encoder(ckpt["encoder"])
+    if not ckpt.get("tune_blocks"):
+        return info.build()
+    return tuned_backbone(info, ckpt["encoder_top"], ckpt["tune_blocks"])
+
+
 def write_bundle(decoder: CaptionDecoder, vocab: Vocabulary, encoder_name: str, max_length: int,
-                 out: Path, cfg: ExportConfig) -> Path:
-    """Export, check parity, and move the finished bundle to `out`. Returns `out`."""
+                 out: Path, cfg: ExportConfig, backbone: nn.Module | None = None) -> Path:
+    """Export, check parity, and move the finished bundle to `out`. Returns `out`.
+    `backbone`: the encoder's CNN when it is not the registry's frozen one (tuned blocks)."""
     info = get_encoder(encoder_name)
-    backbone = info.build()
+    backbone = backbone if backbone is not None else info.build()
     decoder = decoder.eval()
     tag_head = tag_head_for(encoder_name, decoder)
     staging = out.with_name(out.name + ".partial")
@@ -117,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg = ExportConfig(name=args.name or args.out.name, quantize=args.quantize,
                        parity_images=args.parity_images, training=training,
                        scores=ckpt.get("scores", {}))
-    write_bundle(decoder, vocab, ckpt["encoder"], ckpt["max_length"], args.out, cfg)
+    write_bundle(decoder, vocab, ckpt["encoder"], ckpt["max_length"], args.out, cfg,
+                 checkpoint_backbone(ckpt))
     print(f"wrote {args.out}")
     if args.evaluate and args.eval_beams:
         from training.data import load_splits

@@ -20,6 +20,7 @@ from torch import nn
 from captioner.captioner import Captioner
 from captioner.search import SearchConfig, beam_search
 from export.to_onnx import EncoderGraph, ExportableDecoder
+from training.encoder_top import split_grids
 from training.tags import TagHead
 
 TOLERANCE = 1e-4
@@ -81,7 +82,7 @@ def check_parity(backbone: nn.Module, decoder: ExportableDecoder, bundle_dir: Pa
         logprob_diff = max(logprob_diff, float(np.abs(both[0] - both[1]).max()))
         token = logp.argmax(dim=1)
 
-    grid = backbone(torch.from_numpy(batch)).flatten(2).transpose(1, 2)
+    grid = split_grids(backbone(torch.from_numpy(batch)))[0].flatten(2).transpose(1, 2)
     torch_tokens, margins = greedy_with_margins(decoder, grid, vocab.start_id, max_len, tags)
     plain = SearchConfig(beam_size=1, max_length=max_len, n_best=1, block_ngram=0)
     feats_o, keys_o, h0, c0 = ort_out[:4]

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from captioner.bundle import DECODER_IO, ENCODER_IO
+from training.encoder_top import split_grids
 from training.model import DecoderConfig
 from training.tags import TagHead
 
@@ -57,11 +58,10 @@ class EncoderGraph(nn.Module):
         self.tag_head = tag_head
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        grid = self.backbone(image)
-        grid = grid.flatten(2).transpose(1, 2)
+        grid, tag_grid = (g.flatten(2).transpose(1, 2) for g in split_grids(self.backbone(image)))
         if self.tag_head is None:
             return self.decoder.encode(grid)
-        tags = self.tag_head(grid)
+        tags = self.tag_head(tag_grid)
         return (*self.decoder.encode(grid, tags if self.decoder.cfg.tag_count else None), tags)
 
 

@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
@@ -35,6 +36,7 @@ from tqdm import tqdm
 from captioner.vocab import Vocabulary, tokenize
 from training.cider import CiderD
 from training.data import CaptionSet, TokenBatches, download_flickr8k, folder_split, load_splits
+from training.encoder_top import TokenTop, make_top, trunk_info
 from training.encoders import EncoderInfo, available_encoders, get_encoder
 from training.features import FeatureStore, Ranks, cached_features
 from training.model import (
@@ -89,6 +91,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention-dim", type=int, default=512)
     p.add_argument("--decoder", default=DecoderKind.SAT.value, choices=[k.value for k in DecoderKind],
                    help="sat: Show, Attend and Tell; updown: Up-Down's two LSTMs (Anderson et al. 2018)")
+    p.add_argument("--tune-blocks", type=int, default=0, help="also fine-tune the encoder's last N "
+                   "blocks and head conv (EfficientNet-Lite) on cached activations; 0 = frozen")
+    p.add_argument("--tune-lr", type=float, default=1e-4, help="learning rate of the tuned blocks")
+    p.add_argument("--init", type=Path, help="start from this checkpoint's weights (decoder, and "
+                   "tuned blocks if it has them) with a fresh optimizer and schedule")
     p.add_argument("--scst-epochs", type=int, default=0)
     p.add_argument("--scst-lr", type=float, default=2e-5)
     p.add_argument("--scst-samples", type=int, default=5)
@@ -114,7 +121,7 @@ class Context:
     args: argparse.Namespace
     splits: dict[str, CaptionSet]
     vocab: Vocabulary
-    train_feats: FeatureStore  # (views, N, positions, dim), memory-mapped
+    train_feats: FeatureStore  # (views, N, positions, dim), memory-mapped: what `feed` reads
     val_feats: FeatureStore
     val_refs: list[list[list[str]]]
     train_refs: list[list[list[str]]]
@@ -125,11 +132,20 @@ class Context:
     rank: int = 0
     world: int = 1
     autocast: bool = False
+    top: TokenTop | None = None  # the encoder's tuned last blocks (--tune-blocks); None: frozen
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def feed(self, stored: torch.Tensor) -> torch.Tensor:
+        """Cached rows -> the decoder's grid: the stored features themselves, or, with tuned
+        blocks, the trunk's cached activations through them."""
+        return stored if self.top is None else self.top(stored)
+
+    def trainable(self, model: torch.nn.Module) -> list[torch.nn.Parameter]:
+        return list(model.parameters()) + ([] if self.top is None else list(self.top.parameters()))
 
     @cached_property
     def scst_refs(self) -> list[list[list[str]]]:
@@ -150,7 +166,7 @@ class TagData:
 class DevSet:
     """An extra scored split (features of one view, tags, tokenised references)."""
 
-    feats: FeatureStore  # (1, N, positions, dim)
+    feats: FeatureStore  # (1, N, positions, dim): what Context.feed reads
     tags: torch.Tensor | None
     refs: list[list[list[str]]]
 
@@ -189,9 +205,9 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ba
     for rows in bar:
         images, tokens, lengths = batches.collate(rows)
         view = torch.from_numpy(rng.integers(ctx.train_feats.shape[0], size=len(images)))
-        grid = ctx.train_feats[view, images]
         tags = ctx.tags.train[view, images] if ctx.tags else None
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=ctx.autocast):
+            grid = ctx.feed(ctx.train_feats[view, images])
             logp, alpha_sum, _ = model(grid, tokens, lengths, tags)
         loss = F.nll_loss(logp.float(), packed_targets(tokens, lengths))
         loss = loss + args.alpha_c * attention_regulariser(alpha_sum)
@@ -199,7 +215,7 @@ def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ba
             loss = loss + args.lm_weight * language_loss(model, ctx, grid, rng)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        torch.nn.utils.clip_grad_norm_(ctx.trainable(model), args.grad_clip)
         optimizer.step()
         seen += len(rows)
         loss_sum += float(loss.detach()) * len(rows)
@@ -214,7 +230,7 @@ def language_loss(model: torch.nn.Module, ctx: Context, grid: torch.Tensor,
     """Cross-entropy of a batch of caption-only rows, read over a blank image."""
     assert ctx.lm is not None
     tokens, lengths, tags = ctx.lm.draw(ctx.args.batch_size // 2, rng)
-    blank = grid.new_zeros(len(tokens), 1, grid.shape[2])  # one blank cell: attention is free
+    blank = grid.new_zeros(len(tokens), 1, grid.shape[2])  # one blank cell of the decoder's input
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=ctx.autocast):
         logp, _, _ = model(blank, tokens, lengths, tags if ctx.tags else None)
     return F.nll_loss(logp.float(), packed_targets(tokens, lengths))
@@ -261,9 +277,9 @@ def scst_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx
     bar = tqdm(plan, desc=f"scst {epoch}", disable=args.no_progress or not ctx.is_main)
     for images in bar:
         view = torch.from_numpy(rng.integers(ctx.train_feats.shape[0], size=len(images)))
-        grid = ctx.train_feats[view, images]
         tags = ctx.tags.train[view, torch.from_numpy(images)] if ctx.tags else None
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=ctx.autocast):
+            grid = ctx.feed(ctx.train_feats[view, images])
             tokens, logprob, counts = sample_decode(decoder, grid, vocab.start_id, vocab.end_id,
                                                     args.max_length, n, banned, tags)
         rewards = np.array([cider.score(ended(t, vocab), ctx.scst_refs[images[i // n]])
@@ -278,7 +294,7 @@ def scst_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx
                 if param.grad is not None:
                     dist.all_reduce(param.grad)
                     param.grad /= ctx.world
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        torch.nn.utils.clip_grad_norm_(ctx.trainable(model), args.grad_clip)
         optimizer.step()
         reward_sum += float(rewards.mean()) * len(images)
         count += len(images)
@@ -301,25 +317,27 @@ def evaluate(model: torch.nn.Module, ctx: Context, cider: CiderD) -> dict[str, f
     decoder = bare(model)
     decoder.eval()
     words = greedy_captions(decoder, ctx.vocab, ctx.args.max_length, ctx.val_feats,
-                            ctx.tags.val[0] if ctx.tags else None)
+                            ctx.tags.val[0] if ctx.tags else None, ctx.feed)
     texts = [" ".join(w) for w in words]
     out = {"val_cider": cider.corpus_score(words, ctx.val_refs),
            "val_distinct": len(set(texts)) / max(len(texts), 1)}
     if ctx.ood is not None:
         ood_words = greedy_captions(decoder, ctx.vocab, ctx.args.max_length, ctx.ood.feats,
-                                     ctx.ood.tags)
+                                     ctx.ood.tags, ctx.feed)
         out["ood_cider"] = CiderD(ctx.ood.refs).corpus_score(ood_words, ctx.ood.refs)
     out["select"] = (out["val_cider"] + out["ood_cider"]) / 2 if ctx.ood else out["val_cider"]
     return out
 
 
 def greedy_captions(decoder: CaptionDecoder, vocab: Vocabulary, max_length: int,
-                    feats: FeatureStore, tags: torch.Tensor | None) -> list[list[str]]:
-    """Greedy captions of view 0 (the photo itself), 250 photos read from the cache at a time,
-    <unk> never written (as in the app): the validation measure."""
+                    feats: FeatureStore, tags: torch.Tensor | None,
+                    feed: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> list[list[str]]:
+    """Greedy captions of view 0 (the photo itself), 250 photos read from the cache at a time
+    (and through `feed`, the tuned blocks if any), <unk> never written (as in the app): the
+    validation measure."""
     words = []
     for start in range(0, feats.shape[1], 250):
-        grid = feats[0, start:start + 250]
+        grid = feed(feats[0, start:start + 250])
         part = None if tags is None else tags[start:start + 250]
         tokens = greedy_decode(decoder, grid, vocab.start_id, max_length, part,
                                banned=(vocab.pad_id, vocab.start_id, vocab.unk_id))
@@ -337,6 +355,8 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
         "tag_words": list(ctx.tags.words) if ctx.tags else [],
         "history": ctx.history, "training": training_info(ctx), **asdict(state),
     }
+    if ctx.top is not None:
+        payload |= {"encoder_top": ctx.top.state_dict(), "tune_blocks": ctx.args.tune_blocks}
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
@@ -418,20 +438,37 @@ def build_context(args: argparse.Namespace, rank: int, world: int) -> Context:
         val = CaptionSet(val.paths[: args.val_images], val.captions[: args.val_images])
         splits["val"] = val
     ranks = Ranks(rank, world, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    train_feats = FeatureStore.of(
-        cached_features(info, splits["train"].paths, args.cache_dir, args.views, progress, ranks))
-    val_feats = FeatureStore.of(cached_features(info, val.paths, args.cache_dir, 1, progress, ranks))
+    # the frozen backbone's features give the tags; the decoder reads `fed` (the same features,
+    # or with --tune-blocks the activations that enter the tuned blocks)
+    fed = trunk_info(info, args.tune_blocks) if args.tune_blocks else info
+
+    def store(encoder: EncoderInfo, paths: list[Path], views: int) -> FeatureStore:
+        return FeatureStore.of(cached_features(encoder, paths, args.cache_dir, views, progress, ranks))
+
+    paired, val_frozen = splits["train"].paths, store(info, val.paths, 1)
     head = build_tag_head(args.encoder, table) if table else None
-    pseudo_count = 0
+    pseudo_count, photos, keep = 0, [], np.zeros(0, dtype=np.int64)
     if head is not None and args.pseudo_images:
-        pseudo, pseudo_feats = pseudo_captioned(args, info, head, text, progress, ranks)
+        photos = unlabeled_photos(args.pseudo_images)
+        pseudo, keep = pseudo_captioned(photos, store(info, photos, args.views), head, text,
+                                        args.text, progress)
         splits["train"] = CaptionSet(splits["train"].paths + pseudo.paths,
                                      splits["train"].captions + pseudo.captions)
-        train_feats = train_feats.join(pseudo_feats)
         pseudo_count = len(pseudo)
-    ood = dev_set(args.ood, info, head, args.cache_dir, progress, ranks) if args.ood else None
-    tags = (TagData(table.words, tag_probs(head, train_feats), tag_probs(head, val_feats))
+
+    def train_store(encoder: EncoderInfo) -> FeatureStore:
+        paired_store = store(encoder, paired, args.views)
+        if not pseudo_count:
+            return paired_store
+        return paired_store.join(store(encoder, photos, args.views).select(keep))
+
+    train_feats = train_store(info)
+    tags = (TagData(table.words, tag_probs(head, train_feats), tag_probs(head, val_frozen))
             if head is not None and table is not None else None)
+    val_feats = val_frozen
+    if fed is not info:
+        train_feats, val_feats = train_store(fed), store(fed, val.paths, 1)
+    ood = dev_set(args.ood, info, fed, head, args.cache_dir, progress, ranks) if args.ood else None
     lm = (LanguageBatches(text, vocab, args.max_length, table.words if table else ())
           if text and args.lm_weight > 0 else None)
     return Context(
@@ -443,26 +480,27 @@ def build_context(args: argparse.Namespace, rank: int, world: int) -> Context:
     )
 
 
-def pseudo_captioned(args: argparse.Namespace, info: EncoderInfo, head: TagHead, text: list[str],
-                     progress: bool, ranks: Ranks) -> tuple[CaptionSet, FeatureStore]:
-    """Unlabeled photos with captions retrieved by their tags (those without a sure tag dropped)."""
-    photos = unlabeled_photos(args.pseudo_images)
-    feats = FeatureStore.of(cached_features(info, photos, args.cache_dir, args.views, progress, ranks))
-    pool = [c for f in text_files(args.text) if "coco" in f.name for c in read_captions(f)] or text
+def pseudo_captioned(photos: list[Path], feats: FeatureStore, head: TagHead, text: list[str],
+                     text_dir: Path, progress: bool) -> tuple[CaptionSet, np.ndarray]:
+    """Unlabeled photos (with their frozen features) given captions retrieved by their tags:
+    the kept ones and their rows (photos without a sure tag are dropped)."""
+    pool = [c for f in text_files(text_dir) if "coco" in f.name for c in read_captions(f)] or text
     retrieved = retrieve(tag_probs(head, feats, views=1)[0].numpy(), pool, load_tag_table().words)
-    keep = [i for i, caps in enumerate(retrieved) if caps]
+    keep = np.array([i for i, caps in enumerate(retrieved) if caps], dtype=np.int64)
     if progress:
-        print(f"pseudo-captions: {len(keep)} of {len(photos)} unlabeled photos have a sure tag")
-    return (CaptionSet([photos[i] for i in keep], [retrieved[i] for i in keep]),
-            feats.select(np.array(keep, dtype=np.int64)))
+        print(f"pseudo-captions: {len(keep)} of {feats.shape[1]} unlabeled photos have a sure tag")
+    return CaptionSet([photos[i] for i in keep], [retrieved[i] for i in keep]), keep
 
 
-def dev_set(folder: Path, info: EncoderInfo, head: TagHead | None, cache_dir: Path,
+def dev_set(folder: Path, info: EncoderInfo, fed: EncoderInfo, head: TagHead | None, cache_dir: Path,
             progress: bool, ranks: Ranks) -> DevSet:
-    """A folder with images/ and captions.txt (token format), scored at every epoch."""
+    """A folder with images/ and captions.txt (token format), scored at every epoch: tags from
+    the frozen features (`info`), the decoder's input from `fed`'s."""
     split = folder_split(folder)
-    feats = FeatureStore.of(cached_features(info, split.paths, cache_dir, 1, progress, ranks))
-    return DevSet(feats, tag_probs(head, feats)[0] if head is not None else None,
+    frozen = FeatureStore.of(cached_features(info, split.paths, cache_dir, 1, progress, ranks))
+    feats = frozen if fed is info else FeatureStore.of(
+        cached_features(fed, split.paths, cache_dir, 1, progress, ranks))
+    return DevSet(feats, tag_probs(head, frozen)[0] if head is not None else None,
                   [[tokenize(c) for c in caps] for caps in split.captions])
 
 
@@ -482,12 +520,18 @@ def main(args: argparse.Namespace) -> Path | None:
         decoder.set_tag_words([ctx.vocab.index[w] for w in ctx.tags.words])
     model: torch.nn.Module = decoder
     if world > 1:
+        if args.tune_blocks:
+            raise SystemExit("--tune-blocks trains on one process (its blocks are not in DDP)")
         model = torch.nn.parallel.DistributedDataParallel(decoder)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    if args.tune_blocks:
+        ctx.top = make_top(info, args.tune_blocks)
+    if args.init:
+        load_weights(ctx, decoder, torch.load(args.init, map_location="cpu", weights_only=False))
+    optimizer = make_optimizer(model, ctx, args.lr, args.tune_lr)
     state = RunState()
     if args.resume and (workdir / "last.pt").is_file():
         ckpt = torch.load(workdir / "last.pt", map_location="cpu", weights_only=False)
-        decoder.load_state_dict(ckpt["model"])
+        load_weights(ctx, decoder, ckpt)
         optimizer.load_state_dict(ckpt["optimizer"])
         ctx.history = ckpt["history"]
         state = RunState(**{f.name: ckpt[f.name] for f in fields(RunState) if f.name in ckpt})
@@ -506,8 +550,8 @@ def main(args: argparse.Namespace) -> Path | None:
         if epoch > args.epochs or state.stage == "scst":
             if state.stage == "xe":  # SCST starts from the best cross-entropy model
                 best = torch.load(workdir / "best.pt", map_location="cpu", weights_only=False)
-                decoder.load_state_dict(best["model"])
-                optimizer = torch.optim.Adam(model.parameters(), lr=args.scst_lr)
+                load_weights(ctx, decoder, best)
+                optimizer = make_optimizer(model, ctx, args.scst_lr, args.scst_lr)
                 state.stage, state.bad_epochs = "scst", 0
             stats = scst_one_epoch(model, optimizer, ctx, train_cider, epoch, rng)
         else:
@@ -519,6 +563,25 @@ def main(args: argparse.Namespace) -> Path | None:
     if not ctx.is_main or args.no_export:
         return None
     return finish(args, workdir, ctx)
+
+
+def make_optimizer(model: torch.nn.Module, ctx: Context, lr: float, top_lr: float
+                   ) -> torch.optim.Optimizer:
+    """Adam over the decoder, and over the tuned blocks (their own rate) when there are any."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    if ctx.top is not None:
+        optimizer.add_param_group({"params": list(ctx.top.parameters()), "lr": top_lr})
+    return optimizer
+
+
+def load_weights(ctx: Context, decoder: CaptionDecoder, ckpt: dict[str, Any]) -> None:
+    """A checkpoint's decoder weights, and its tuned blocks when this run tunes them too (a
+    checkpoint of a frozen encoder leaves them at ImageNet's weights)."""
+    if ckpt["vocab"] != ctx.vocab.words:
+        raise SystemExit("the checkpoint was trained with another vocabulary than this run's")
+    decoder.load_state_dict(ckpt["model"])
+    if ctx.top is not None and "encoder_top" in ckpt:
+        ctx.top.load_state_dict(ckpt["encoder_top"])
 
 
 def end_of_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: Context,

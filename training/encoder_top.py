@@ -1,0 +1,131 @@
+"""The last blocks of an EfficientNet-Lite backbone, split off so that they can be fine-tuned.
+
+Fine-tuning the whole CNN is beyond a 2-core CPU, but its last stage runs on the 9x9 grid and
+costs little: the activations that enter it are cached once per view (as the frozen features
+are, by `training.features`), and the stage trains with the decoder on them. The exported
+encoder then runs the shared trunk once and two tops: the tuned one feeds the decoder, the
+frozen one the ImageNet tag head, so the tags stay the ones the tag table was reviewed on.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+from training.encoders import EncoderInfo
+
+
+class LiteTrunk(nn.Module):
+    """Stem and the first blocks: image (B,3,S,S) -> activations (B,C,gh,gw)."""
+
+    def __init__(self, net: nn.Module, cut: int) -> None:
+        super().__init__()
+        lite = cast(Any, net)
+        self.conv_stem, self.bn0 = lite._conv_stem, lite._bn0
+        self.blocks = nn.ModuleList(list(lite._blocks)[:cut])
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = torch.clamp(self.bn0(self.conv_stem(image)), 0.0, 6.0)  # ReLU6, as Lite's stem
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class LiteTop(nn.Module):
+    """The last blocks and the 1,280-channel head conv: (B,C,gh,gw) -> (B,1280,gh,gw).
+
+    Batch norm keeps ImageNet's statistics (eval mode always): batches of 64 photos of one
+    dataset would drift them, and there is no dropout or drop-connect to switch on.
+    """
+
+    def __init__(self, net: nn.Module, cut: int) -> None:
+        super().__init__()
+        lite = cast(Any, net)
+        self.blocks = nn.ModuleList(list(lite._blocks)[cut:])
+        self.conv_head, self.bn1 = lite._conv_head, lite._bn1
+        super().train(False)
+
+    def train(self, mode: bool = True) -> LiteTop:
+        return self  # always in eval mode: see the class docstring
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return torch.clamp(self.bn1(self.conv_head(x)), 0.0, 6.0)
+
+
+class TokenTop(nn.Module):
+    """A top over cached grids stored as tokens: (B,N,C) -> (B,N,1280), N = gh * gw."""
+
+    def __init__(self, top: LiteTop, grid: tuple[int, int]) -> None:
+        super().__init__()
+        self.top, self.grid = top, grid
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        b, n, c = tokens.shape
+        x = tokens.transpose(1, 2).reshape(b, c, *self.grid)
+        return self.top(x).flatten(2).transpose(1, 2)
+
+
+class TunedBackbone(nn.Module):
+    """image -> (grid for the decoder from the tuned top, grid for the tags from the frozen one)."""
+
+    def __init__(self, trunk: LiteTrunk, tuned: LiteTop, frozen: LiteTop) -> None:
+        super().__init__()
+        self.trunk, self.tuned, self.frozen = trunk, tuned, frozen
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.trunk(image)
+        return self.tuned(x), self.frozen(x)
+
+
+def lite_net(info: EncoderInfo) -> nn.Module:
+    """The whole pretrained Lite classifier (its blocks are what trunk and tops share)."""
+    if info.classifier is None or not info.name.startswith("efficientnet_lite"):
+        raise ValueError(f"fine-tuning the last blocks needs an EfficientNet-Lite encoder, not {info.name}")
+    return info.classifier()
+
+
+def block_count(info: EncoderInfo) -> int:
+    return len(cast(Any, lite_net(info))._blocks)
+
+
+def trunk_info(info: EncoderInfo, tune_blocks: int) -> EncoderInfo:
+    """The registry entry of the trunk that stops `tune_blocks` blocks early: what
+    `training.features.cached_features` caches when the last blocks are trained."""
+    net = lite_net(info)
+    cut = len(cast(Any, net)._blocks) - tune_blocks
+    channels = cast(Any, net)._blocks[cut]._block_args.input_filters
+
+    def build() -> nn.Module:
+        return LiteTrunk(lite_net(info), cut).eval()
+
+    return dataclasses.replace(info, name=f"{info.name}-trunk{cut}", feature_dim=channels, build=build)
+
+
+def make_top(info: EncoderInfo, tune_blocks: int) -> TokenTop:
+    """A trainable copy of the last `tune_blocks` blocks and the head, over cached tokens."""
+    net = lite_net(info)
+    cut = len(cast(Any, net)._blocks) - tune_blocks
+    return TokenTop(LiteTop(net, cut), info.grid)
+
+
+def tuned_backbone(info: EncoderInfo, top_state: dict[str, torch.Tensor], tune_blocks: int
+                   ) -> TunedBackbone:
+    """The exportable backbone of a checkpoint whose last blocks were fine-tuned."""
+    net = lite_net(info)
+    cut = len(cast(Any, net)._blocks) - tune_blocks
+    tuned = make_top(info, tune_blocks)
+    tuned.load_state_dict(top_state)
+    frozen = LiteTop(copy.deepcopy(net), cut)
+    return TunedBackbone(LiteTrunk(net, cut), tuned.top, frozen).eval()
+
+
+def split_grids(out: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A backbone's output as (decoder grid, tag grid): one grid serves both unless the
+    backbone's last blocks were tuned (`TunedBackbone`)."""
+    return out if isinstance(out, tuple) else (out, out)
