@@ -120,6 +120,7 @@ def main() -> int:
 
     from PySide6.QtWidgets import QApplication
 
+    from captioner.session import Provider
     from gui.app import make_app
     from gui.main_window import MainWindow
     from gui.settings import AppSettings, settings_store
@@ -146,7 +147,7 @@ def main() -> int:
         print(f"{args.count} photos of {args.size}x{args.size} px written in {time.monotonic() - t0:.0f} s",
               flush=True)
         store = settings_store(Path(tmp) / "settings.ini")
-        AppSettings(bundle_dir=str(bundle), batch_size=args.batch_size, provider="cpu").save(store)
+        AppSettings(bundle_dir=str(bundle), batch_size=args.batch_size, provider=Provider.CPU).save(store)
         window = MainWindow(store)
         window.confirm_close = False
         window.resize(1400, 900)

@@ -20,7 +20,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from captioner.bundle_files import (
     UnsafeName,
@@ -37,6 +37,9 @@ from captioner.images import InputSpec
 from captioner.json_fields import FieldError, Fields
 from captioner.onnx_scan import GraphFacts, OnnxScanError, Port, scan_onnx
 from captioner.vocab import Vocabulary
+
+if TYPE_CHECKING:  # session.py imports this module
+    from captioner.session import Provider
 
 FORMAT = "captioner-bundle"
 FORMAT_VERSION = 1
@@ -143,9 +146,9 @@ class Manifest:
     calibration_file: str | None = None  # CALIBRATION when captions get a confidence
     format_version: int = FORMAT_VERSION
 
-    def variant_for(self, provider: str) -> str:
-        """The variant "auto" means on this provider ("cpu" or "cuda"); never QUALITY."""
-        choice = self.provider_variants.get(provider, self.default_variant)
+    def variant_for(self, provider: Provider) -> str:
+        """The variant "auto" means on this provider (CPU or CUDA); never QUALITY."""
+        choice = self.provider_variants.get(provider, self.default_variant)  # equal to its value, the key
         return choice if choice in self.variants and choice != QUALITY else self.default_variant
 
     def to_json(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from captioner.confidence import caption_signals
 from captioner.errors import BundleError, CaptionerError
 from captioner.images import load_image, preprocess_batch
 from captioner.search import FUNCTION_WORDS, Hypothesis, SearchConfig, beam_search
-from captioner.session import choose_providers, make_session
+from captioner.session import Provider, choose_providers, make_session
 from captioner.tags import Tag, top_tags
 from captioner.wording import fix_articles
 
@@ -61,16 +61,17 @@ class Captioner:
     variant "auto" takes the bundle's measured choice for this provider (on the CPU usually
     a quantized variant that keeps fp32's quality; see docs/performance.md); "fp32" forces
     the full-precision graphs. If the chosen quantized graphs cannot run here, "auto" falls
-    back to fp32.
+    back to fp32. `provider` is a Provider or its value ("cpu"); the attribute `provider` is
+    where the graphs run: Provider.CPU or Provider.CUDA.
     """
 
-    def __init__(self, bundle: str | Path | Bundle, provider: str = "auto",
+    def __init__(self, bundle: str | Path | Bundle, provider: Provider | str = Provider.AUTO,
                  variant: str = "auto", decoder_threads: int = 1, encoder_threads: int = 0,
                  pipeline: bool = True) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         manifest = self.bundle.manifest
         providers = choose_providers(provider)
-        self.provider = "cuda" if providers[0].startswith("CUDA") else "cpu"
+        self.provider = Provider.CUDA if providers[0].startswith("CUDA") else Provider.CPU
         self.variant = manifest.variant_for(self.provider) if variant == "auto" else variant
         if self.variant not in manifest.variants:
             hint = (" — best quality is an ensemble of decoders built into a bundle with "
@@ -87,11 +88,11 @@ class Captioner:
             log.warning("variant %s cannot run here (%s); using fp32", self.variant, exc)
             self.variant = "fp32"
             self._open(self.variant, providers, threads)
-        if self.provider == "cuda" and "CUDAExecutionProvider" not in self.encoder.get_providers():
+        if self.provider is Provider.CUDA and "CUDAExecutionProvider" not in self.encoder.get_providers():
             # onnxruntime-gpu without a usable GPU runs on the CPU: take the CPU's variant
-            self.provider = "cpu"
-            if variant == "auto" and manifest.variant_for("cpu") != self.variant:
-                self.variant = manifest.variant_for("cpu")
+            self.provider = Provider.CPU
+            if variant == "auto" and manifest.variant_for(Provider.CPU) != self.variant:
+                self.variant = manifest.variant_for(Provider.CPU)
                 self._open(self.variant, ["CPUExecutionProvider"], threads)
 
     def _open(self, variant: str, providers: list[str], threads: tuple[int, int]) -> None:

@@ -26,7 +26,7 @@ from captioner.bundle import load_bundle
 from captioner.captioner import Captioner, CaptionOptions, CaptionResult
 from captioner.default_model import default_bundle
 from captioner.errors import CaptionerError, ImageLoadError, PathError
-from captioner.session import available_providers
+from captioner.session import Provider
 from captioner.tags import Tag
 
 INSTALL_HINT = "--ray needs Ray Data: pip install 'captioner[cluster]'"
@@ -34,10 +34,10 @@ INSTALL_HINT = "--ray needs Ray Data: pip install 'captioner[cluster]'"
 
 @dataclass(frozen=True)
 class ActorConfig:
-    """What each actor needs to load its model and caption (sent to every worker)."""
+    """What each actor needs to load its model and caption (sent to every worker, pickled)."""
 
     model: str  # absolute bundle folder, as the workers see it
-    provider: str
+    provider: Provider
     variant: str
     beam: int
     max_length: int | None
@@ -95,12 +95,11 @@ def from_row(path: Path, row: dict[str, object]) -> CaptionResult | CaptionerErr
 
 
 def actor_config(args: argparse.Namespace) -> ActorConfig:
-    from captioner.cli.options import GPU_HINT  # here: the workers never import the CLI
+    from captioner.cli.options import chosen_provider  # here: the workers never import the CLI
 
-    if args.provider == "cuda" and "cuda" not in available_providers():
-        raise CaptionerError(f"provider 'cuda' is not available in this onnxruntime build; {GPU_HINT}")
+    provider = chosen_provider(args)
     model = os.path.abspath(args.model or default_bundle())
-    return ActorConfig(model, args.provider, args.variant, args.beam, args.max_length,
+    return ActorConfig(model, provider, args.variant, args.beam, args.max_length,
                        args.batch_size, threads=1)
 
 

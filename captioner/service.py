@@ -9,12 +9,13 @@ unpickles finished results. (Measured with bench/ui_heartbeat.py.)
 Protocol over a duplex multiprocessing pipe, one run at a time:
     parent -> child: ("caption", paths, options, batch_size) | ("cancel",) | ("quit",)
                      ("images", [PIL image], options)                          frames of a video
-    child -> parent: ("ready", name, provider) | ("failed", reason)           once, at start
+    child -> parent: ("ready", name, provider value) | ("failed", reason)     once, at start
                      ("result", path, CaptionResult) | ("error", path, reason) per image, in order
                      ("done",)                                                 end of a run
                      ("captions", [CaptionResult]) | ("failed", reason)        answer to "images"
 A cancel is noticed between images; the run then ends early with "done". One conversation at
-a time: a run and an "images" request from another thread wait for each other.
+a time: a run and an "images" request from another thread wait for each other. A provider
+crosses the pipe as its value ("cpu"), plain text, and is a Provider again on each side.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from PIL import Image
 
 from captioner.captioner import CaptionOptions, CaptionResult
 from captioner.errors import BundleError, CaptionerError, ImageLoadError
+from captioner.session import Provider, as_provider
 
 
 def serve(bundle: str, provider: str, variant: str, conn: Connection, niceness: int = 0) -> None:
-    """Child process main loop: load the bundle once, then caption runs until told to quit."""
+    """Child process main loop: load the bundle once, then caption runs until told to quit.
+    `provider` is a Provider's value."""
     from captioner.captioner import Captioner
 
     if niceness and hasattr(os, "nice"):
@@ -43,7 +46,7 @@ def serve(bundle: str, provider: str, variant: str, conn: Connection, niceness: 
     except CaptionerError as exc:
         conn.send(("failed", str(exc)))
         return
-    conn.send(("ready", captioner.name, captioner.provider))
+    conn.send(("ready", captioner.name, captioner.provider.value))
     while True:
         try:
             message = conn.recv()
@@ -84,17 +87,18 @@ def _run(captioner, conn: Connection, paths: list[str], options: CaptionOptions,
 class CaptionService:
     """Parent side. Start it, `wait_ready()`, then iterate `caption_files` like a Captioner."""
 
-    def __init__(self, bundle: str | Path, provider: str = "auto", variant: str = "auto",
+    def __init__(self, bundle: str | Path, provider: Provider | str = Provider.AUTO, variant: str = "auto",
                  niceness: int = 0) -> None:
+        wanted = as_provider(provider).value  # BundleError here for a provider that does not exist
         context = mp.get_context("spawn")  # no fork: the parent may be a multi-threaded GUI
         self._conn, child = context.Pipe(duplex=True)
-        self._process = context.Process(target=serve, args=(str(bundle), provider, variant, child, niceness),
+        self._process = context.Process(target=serve, args=(str(bundle), wanted, variant, child, niceness),
                                         name="captioner-service", daemon=True)
         self._process.start()
         child.close()
         self._send_lock = threading.Lock()
         self._talk = threading.Lock()  # one run or request at a time (photos and video share it)
-        self.name, self.provider = "", ""
+        self.name, self.provider = "", Provider.AUTO  # where it runs (CPU or CUDA) once ready
 
     def wait_ready(self) -> None:
         """Block until the child has loaded the bundle; raise BundleError if it could not."""
@@ -102,7 +106,8 @@ class CaptionService:
         if message[0] == "failed":
             self.close()
             raise BundleError(message[1])
-        _, self.name, self.provider = message
+        _, self.name, provider = message
+        self.provider = Provider(provider)
 
     def caption_files(self, paths: Iterable[Path], options: CaptionOptions | None = None,
                       batch_size: int = 16) -> Iterator[tuple[Path, CaptionResult | CaptionerError]]:

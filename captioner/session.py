@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from enum import Enum
 from pathlib import Path
 
 import onnxruntime as ort
@@ -11,27 +12,47 @@ from captioner.bundle import FLOAT, INT64, GraphInterface, interface_problem
 from captioner.errors import BundleError, detail
 from captioner.onnx_scan import GraphFacts, Port
 
-PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+class Provider(str, Enum):
+    """Where the graphs run (stored and sent as its value: the CLI's --provider words).
+
+    AUTO is a wish, resolved when a model loads; a loaded Captioner's `provider` is CPU or CUDA.
+    """
+
+    AUTO = "auto"  # CUDA when onnxruntime-gpu and a GPU are there, else the CPU
+    CPU = "cpu"
+    CUDA = "cuda"
 
 
-def available_providers() -> list[str]:
-    """Short names of the providers this onnxruntime build offers ("cuda", "cpu")."""
+PROVIDER_NAMES = {Provider.CPU: "CPUExecutionProvider", Provider.CUDA: "CUDAExecutionProvider"}
+
+
+def as_provider(value: Provider | str) -> Provider:
+    """A Provider from itself or its value in any case ("CPU"); BundleError for anything else."""
+    text = value.value if isinstance(value, Provider) else str(value).lower()
+    try:
+        return Provider(text)
+    except ValueError:
+        raise BundleError(f"unknown provider {text!r}; choose auto, cpu or cuda") from None
+
+
+def available_providers() -> list[Provider]:
+    """The providers this onnxruntime build offers (CUDA, CPU)."""
     found = set(ort.get_available_providers())
     return [short for short, full in PROVIDER_NAMES.items() if full in found]
 
 
-def choose_providers(preference: str = "auto") -> list[str]:
-    """'auto' takes CUDA when onnxruntime-gpu and a GPU are there, else the CPU."""
-    preference = preference.lower()
-    if preference == "auto":
-        preference = "cuda" if "cuda" in available_providers() else "cpu"
-    if preference not in PROVIDER_NAMES:
-        raise BundleError(f"unknown provider {preference!r}; choose auto, cpu or cuda")
-    if preference not in available_providers():
-        raise BundleError(f"provider {preference!r} is not available in this onnxruntime build")
-    chosen = [PROVIDER_NAMES[preference]]
-    if preference != "cpu":
-        chosen.append(PROVIDER_NAMES["cpu"])
+def choose_providers(preference: Provider | str = Provider.AUTO) -> list[str]:
+    """onnxruntime's names for `preference`, in order; AUTO takes CUDA when onnxruntime-gpu and
+    a GPU are there, else the CPU."""
+    provider = as_provider(preference)
+    if provider is Provider.AUTO:
+        provider = Provider.CUDA if Provider.CUDA in available_providers() else Provider.CPU
+    if provider not in available_providers():
+        raise BundleError(f"provider {provider.value!r} is not available in this onnxruntime build")
+    chosen = [PROVIDER_NAMES[provider]]
+    if provider is not Provider.CPU:
+        chosen.append(PROVIDER_NAMES[Provider.CPU])
     return chosen
 
 

@@ -39,6 +39,7 @@ from gui.photos_page import PhotosPage
 from gui.settings import AppSettings, app_data_dir, settings_store
 from gui.tasks import ScanWorker
 from gui.video.panel import VideoPanel
+from gui.widgets.heatmap import OverlayStyle
 from gui.widgets.log_pane import LogPane
 from gui.widgets.model_banner import ModelBanner
 from gui.widgets.run_status import RunStatus
@@ -145,7 +146,7 @@ class MainWindow(QMainWindow):
         self.actions_by_name = install_actions(self, self._slots(), self.photos.history.group, self.log_dock)
         spotlight = self.actions_by_name["spotlight"]
         spotlight.setCheckable(True)
-        spotlight.setChecked(self.settings.overlay_style == "spotlight")
+        spotlight.setChecked(self.settings.overlay_style is OverlayStyle.SPOTLIGHT)
         self.page.add_actions([self.actions_by_name[n] for n in GRID_MENU],
                               [self.actions_by_name[n] for n in ("accept", "save", "caption_selected")])
         self.page.editor.passthrough = [seq for action in self.actions_by_name.values()
@@ -239,14 +240,15 @@ class MainWindow(QMainWindow):
             self.models.load()
         if (new.overlay_style, new.overlay_opacity) != (old.overlay_style, old.overlay_opacity):
             self.page.set_overlay_style(new.overlay_style, new.overlay_opacity)
-            self.actions_by_name["spotlight"].setChecked(new.overlay_style == "spotlight")
+            self.actions_by_name["spotlight"].setChecked(new.overlay_style is OverlayStyle.SPOTLIGHT)
         if new.low_confidence != old.low_confidence:
             self.page.set_low_confidence(new.low_confidence)
             self.video_panel.model.low_confidence = new.low_confidence
             self.video_panel.table.viewport().update()
 
     def toggle_spotlight(self) -> None:
-        self.settings.overlay_style = "spotlight" if self.actions_by_name["spotlight"].isChecked() else "heat"
+        spotlight = self.actions_by_name["spotlight"].isChecked()
+        self.settings.overlay_style = OverlayStyle.SPOTLIGHT if spotlight else OverlayStyle.HEAT
         self.settings.save(self.store)
         self.page.set_overlay_style(self.settings.overlay_style, self.settings.overlay_opacity)
 

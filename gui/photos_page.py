@@ -43,6 +43,7 @@ from gui.models.items import ImageItem, Source
 from gui.models.thumbnails import ImageLoader, natural_size
 from gui.widgets.caption_editor import CaptionEditor, insert_word, word_spans
 from gui.widgets.confidence import ConfidenceMeter
+from gui.widgets.heatmap import OverlayStyle
 from gui.widgets.nbest import NBestList, per_word_probability
 from gui.widgets.preview import Attention, PreviewWidget
 from gui.widgets.tag_chips import TagChips
@@ -526,7 +527,7 @@ class PhotosPage(QWidget):
         reverse = {m: e for e, m in self._editor_map.items()}
         self.editor.mark_word(reverse.get(index, -1))
 
-    def set_overlay_style(self, style: str, opacity: float) -> None:
+    def set_overlay_style(self, style: OverlayStyle, opacity: float) -> None:
         self.preview.set_overlay_style(style, opacity)
         self.refresh_result()
 

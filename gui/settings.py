@@ -18,8 +18,8 @@ from PySide6.QtCore import QSettings, QStandardPaths
 
 from captioner.bundle import QUALITY
 from captioner.captioner import CaptionOptions
-
-PROVIDERS = ("auto", "cpu", "cuda")
+from captioner.session import Provider
+from gui.widgets.heatmap import OverlayStyle
 
 
 class CaptionQuality(str, Enum):
@@ -30,7 +30,6 @@ class CaptionQuality(str, Enum):
     # (docs/quality.md), where the bundle has one
 
 
-OVERLAY_STYLES = ("heat", "spotlight")
 _GROUP = "captioning"
 _LIMITS: dict[str, tuple[float, float]] = {
     "beam_size": (1, 20),
@@ -71,7 +70,7 @@ class AppSettings:
     """Everything the user can set; defaults are what a first start should do."""
 
     bundle_dir: str = ""  # "" means the default bundle (models/default or $CAPTIONER_MODEL)
-    provider: str = "auto"
+    provider: Provider = Provider.AUTO
     beam_size: int = 3
     max_length: int = 0  # 0: the bundle's own limit
     n_best: int = 5
@@ -79,7 +78,7 @@ class AppSettings:
     auto_save: bool = False
     auto_caption_on_drop: bool = False
     thumbnail_size: int = 128
-    overlay_style: str = "heat"
+    overlay_style: OverlayStyle = OverlayStyle.HEAT
     overlay_opacity: float = 0.65
     # below this a caption is "doubtful" (red, Low confidence filter): chosen on Flickr8k dev with
     # the default model, where captions under 0.3 (a quarter) average CIDEr 0.24 and those over
@@ -140,10 +139,6 @@ def _coerce(name: str, raw: object, default: object) -> object:
         low, high = _LIMITS[name]
         if not low <= value <= high:
             return default
-    if name == "provider" and value not in PROVIDERS:
-        return default
-    if name == "overlay_style" and value not in OVERLAY_STYLES:
-        return default
     return value
 
 

@@ -21,6 +21,7 @@ from captioner.errors import CaptionerError, WriteError
 from captioner.files import find_images
 from captioner.images import is_image_path
 from captioner.service import CaptionService
+from captioner.session import Provider
 from captioner.writers import Outcome, read_sidecar, write_sidecar
 from gui.workers import Worker
 
@@ -85,7 +86,7 @@ class ModelLoadWorker(Worker):
     the bundle's own choice, with a note: a setting never leaves the app without a model.
     """
 
-    def __init__(self, bundle: Path, provider: str, variant: str = "auto") -> None:
+    def __init__(self, bundle: Path, provider: Provider, variant: str = "auto") -> None:
         super().__init__("model loading")
         self.bundle, self.provider, self.variant = bundle, provider, variant
 

@@ -19,10 +19,13 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 
+from captioner.session import Provider
 from captioner.writers import read_sidecar
 from gui.dialogs.settings_dialog import SettingsDialog
 from gui.main_window import MainWindow
 from gui.models.items import Source, Status
+from gui.settings import AppSettings
+from gui.widgets.heatmap import OverlayStyle
 from tests.qt_helpers import (
     DialogAnswerer,
     MessageAnswerer,
@@ -348,8 +351,10 @@ def test_settings_apply_and_persist_across_restarts(qtbot, make_window, tiny_bun
     dialog.overlay_style.setCurrentIndex(dialog.overlay_style.findData("spotlight"))
     window.apply_settings(dialog.result_settings())
     qtbot.waitUntil(lambda: window.models.state.value == "ready", timeout=TIMEOUT)
-    assert window.models.captioner is not None and window.models.captioner.provider == "cpu"
-    assert window.page.preview.style_name == "spotlight" and window.actions_by_name["spotlight"].isChecked()
+    assert window.models.captioner is not None and window.models.captioner.provider is Provider.CPU
+    spotlight = OverlayStyle.SPOTLIGHT
+    assert window.settings.provider is Provider.CPU and window.settings.overlay_style is spotlight
+    assert window.page.preview.style_name is spotlight and window.actions_by_name["spotlight"].isChecked()
     open_and_wait(qtbot, window, [p for p, _ in shapes["plain"][:4]], 4)
     caption_all_and_wait(qtbot, window)
     assert all(len(i.caption.split()) <= 2 for i in window.page.model.items())  # max length applied
@@ -357,7 +362,11 @@ def test_settings_apply_and_persist_across_restarts(qtbot, make_window, tiny_bun
     qtbot.addWidget(again)
     again.confirm_close = False
     assert (again.settings.beam_size, again.settings.max_length, again.settings.auto_save) == (1, 2, True)
-    assert again.settings.overlay_style == "spotlight" and again.settings.bundle_path() == tiny_bundle
+    assert again.settings.overlay_style is spotlight and again.settings.bundle_path() == tiny_bundle
+    assert again.settings.provider is Provider.CPU
+    again.actions_by_name["spotlight"].trigger()  # View ▸ Spotlight off: heat, kept for the next start
+    assert again.settings.overlay_style is again.page.preview.style_name is OverlayStyle.HEAT
+    assert AppSettings.load(again.store).overlay_style is OverlayStyle.HEAT
 
 
 def test_export_all_captions_to_json_and_csv(qtbot, window: MainWindow, shapes: dict, tmp_path: Path) -> None:

@@ -75,17 +75,3 @@ def test_a_quality_variant_that_cannot_run_falls_back_with_a_note(
     qtbot.waitUntil(lambda: window.models.captioner is not None, timeout=TIMEOUT)
     assert window.models.state is ModelState.READY and window.models.captioner.variant != QUALITY
     assert any(f"variant {QUALITY} not used" in line for line in window.log_pane.lines())
-
-
-@pytest.mark.parametrize(("written", "read"), [("best", CaptionQuality.BEST), ("fast", CaptionQuality.FAST),
-                                               ("superb", CaptionQuality.FAST), ("", CaptionQuality.FAST)])
-def test_a_hand_edited_caption_quality_reads_back_as_one_of_the_choices(tmp_path: Path, written: str,
-                                                                        read: CaptionQuality) -> None:
-    ini = tmp_path / "settings.ini"
-    ini.write_text(f"[captioning]\ncaption_quality={written}\nbeam_size=4\n")
-    from gui.settings import settings_store
-
-    loaded = AppSettings.load(settings_store(ini))
-    assert loaded.caption_quality is read and loaded.beam_size == 4
-    loaded.save(settings_store(ini))
-    assert f"caption_quality={read.value}" in ini.read_text()  # the value, not the enum's repr

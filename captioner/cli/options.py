@@ -17,7 +17,7 @@ from typing import NoReturn
 from captioner.captioner import Captioner
 from captioner.default_model import default_bundle
 from captioner.errors import CaptionerError
-from captioner.session import available_providers
+from captioner.session import Provider, available_providers
 
 MAX_BEAM, MAX_LENGTH, MAX_BATCH = 20, 100, 256
 GPU_HINT = ("install onnxruntime-gpu in its place (the `gpu` extra): pip install 'captioner[gpu]', "
@@ -76,7 +76,7 @@ def add_model_options(p: argparse.ArgumentParser, batch_default: int) -> None:
                    help=f"maximum words per caption, 1 to {MAX_LENGTH} (default: the model's)")
     p.add_argument("--batch-size", type=whole_number(1, MAX_BATCH), default=batch_default,
                    help=f"images captioned together, 1 to {MAX_BATCH} (default {batch_default})")
-    p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda"],
+    p.add_argument("--provider", default=Provider.AUTO.value, choices=[p.value for p in Provider],
                    help="where to run: cuda needs onnxruntime-gpu in place of onnxruntime")
     p.add_argument("--variant", default="auto",
                    help="graph variant: auto (fastest that keeps quality), fp32, int8, or quality "
@@ -84,8 +84,15 @@ def add_model_options(p: argparse.ArgumentParser, batch_default: int) -> None:
                         "bundles built with it, see docs/quality.md)")
 
 
-def load_captioner(args: argparse.Namespace) -> Captioner:
-    """The model, or CaptionerError (exit 2) saying what to do when CUDA is asked for in vain."""
-    if args.provider == "cuda" and "cuda" not in available_providers():
+def chosen_provider(args: argparse.Namespace) -> Provider:
+    """--provider as a Provider, or CaptionerError (exit 2) saying what to do when CUDA is asked
+    for in vain."""
+    provider = Provider(args.provider)
+    if provider is Provider.CUDA and Provider.CUDA not in available_providers():
         raise CaptionerError(f"provider 'cuda' is not available in this onnxruntime build; {GPU_HINT}")
-    return Captioner(args.model or default_bundle(), provider=args.provider, variant=args.variant)
+    return provider
+
+
+def load_captioner(args: argparse.Namespace) -> Captioner:
+    """The model, or CaptionerError (exit 2) as chosen_provider says."""
+    return Captioner(args.model or default_bundle(), provider=chosen_provider(args), variant=args.variant)

@@ -88,7 +88,7 @@ class ModelController(QObject):
         self.service = loaded.service
         where = "in a separate process" if loaded.service else "in a thread"
         self._remember(captioner.bundle.path)
-        self.log(f"model {captioner.name} loaded from {worker.bundle} ({captioner.provider.upper()}, "
+        self.log(f"model {captioner.name} loaded from {worker.bundle} ({captioner.provider.value.upper()}, "
                  f"{captioner.variant}); batches run {where}", "info")
         if loaded.note:
             self.log(loaded.note, "warning")

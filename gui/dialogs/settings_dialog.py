@@ -29,9 +29,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from captioner.session import available_providers
-from gui.settings import OVERLAY_STYLES, AppSettings, CaptionQuality, default_bundle, has_quality_variant
+from captioner.session import Provider, available_providers
+from gui.settings import AppSettings, CaptionQuality, default_bundle, has_quality_variant
+from gui.widgets.heatmap import OverlayStyle
 
+PROVIDER_CHOICES = ((Provider.AUTO, "Automatic (GPU when available)"), (Provider.CPU, "CPU"),
+                    (Provider.CUDA, "GPU (CUDA)"))
 QUALITY_CHOICES = ((CaptionQuality.FAST, "Fast (default)"), (CaptionQuality.BEST, "Best (slower)"))
 QUALITY_TIP = ("Best: an ensemble of decoders averaged at every word, about half the speed "
                "(docs/quality.md)")
@@ -89,19 +92,15 @@ class SettingsDialog(QDialog):
         form.addRow("", self.bundle_info)
         self.provider = QComboBox()
         found = available_providers()
-        for name, label in (
-            ("auto", "Automatic (GPU when available)"),
-            ("cpu", "CPU"),
-            ("cuda", "GPU (CUDA)"),
-        ):
-            self.provider.addItem(label, name)
-            if name == "cuda" and "cuda" not in found:
+        for provider, label in PROVIDER_CHOICES:
+            self.provider.addItem(label, provider.value)
+            if provider is Provider.CUDA and provider not in found:
                 index = self.provider.count() - 1
                 self.provider.model().item(index).setEnabled(False)  # type: ignore[attr-defined]
                 self.provider.setItemData(
                     index, "onnxruntime-gpu with a CUDA GPU is not available", Qt.ItemDataRole.ToolTipRole
                 )
-        self.provider.setCurrentIndex(max(self.provider.findData(s.provider), 0))
+        self.provider.setCurrentIndex(max(self.provider.findData(s.provider.value), 0))
         form.addRow("Run on:", self.provider)
         self.quality = QComboBox()
         self.quality.setObjectName("captionQuality")
@@ -136,9 +135,9 @@ class SettingsDialog(QDialog):
         self.auto_caption.setChecked(s.auto_caption_on_drop)
         form.addRow("Auto-caption:", self.auto_caption)
         self.overlay_style = QComboBox()
-        for style in OVERLAY_STYLES:
-            self.overlay_style.addItem(style.capitalize(), style)
-        self.overlay_style.setCurrentIndex(max(self.overlay_style.findData(s.overlay_style), 0))
+        for style in OverlayStyle:
+            self.overlay_style.addItem(style.value.capitalize(), style.value)
+        self.overlay_style.setCurrentIndex(max(self.overlay_style.findData(s.overlay_style.value), 0))
         form.addRow("Attention overlay:", self.overlay_style)
         self.opacity = QDoubleSpinBox()
         self.opacity.setRange(0.1, 1.0)
@@ -188,14 +187,14 @@ class SettingsDialog(QDialog):
         return replace(
             self._original,
             bundle_dir=self.bundle.text().strip(),
-            provider=self.provider.currentData(),
+            provider=Provider(self.provider.currentData()),
             beam_size=self.beam.value(),
             max_length=self.max_length.value(),
             n_best=self.n_best.value(),
             batch_size=self.batch.value(),
             auto_save=self.auto_save.isChecked(),
             auto_caption_on_drop=self.auto_caption.isChecked(),
-            overlay_style=self.overlay_style.currentData(),
+            overlay_style=OverlayStyle(self.overlay_style.currentData()),
             overlay_opacity=round(self.opacity.value(), 2),
             low_confidence=round(self.low_confidence.value(), 2),
             caption_quality=self._quality_wanted,  # also while greyed out: for a bundle with one

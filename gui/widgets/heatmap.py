@@ -5,17 +5,27 @@ The model attends over a coarse grid (7x7 for a 224 px EfficientNet input) laid 
 full rectangle, whatever its aspect ratio, and upsampled bicubically (cell centres to pixel
 centres) so the heat reads as a soft blob rather than a chessboard.
 
-Two styles: "heat" paints an inferno-like ramp over the photo, dark and faint where the
+Two styles (OverlayStyle): HEAT paints an inferno-like ramp over the photo, dark and faint where the
 word's weight is low and bright and stronger where it peaks (the dark tint is what makes the
-glow readable on bright photos); "spotlight" only dims everything the model did not look at,
+glow readable on bright photos); SPOTLIGHT only dims everything the model did not look at,
 which keeps the photo's own colours for judging what is there.
 """
 
 from __future__ import annotations
 
+from enum import Enum
+
 import numpy as np
 from PIL import Image
 from PySide6.QtGui import QImage
+
+
+class OverlayStyle(str, Enum):
+    """How a word's attention map is painted (Settings ▸ Attention overlay; stored as its value)."""
+
+    HEAT = "heat"
+    SPOTLIGHT = "spotlight"
+
 
 # inferno, sampled at 9 points (matplotlib's map, public domain data), interpolated to 256
 _INFERNO = np.array(
@@ -32,6 +42,8 @@ _INFERNO = np.array(
     ],
     dtype=np.float64,
 )
+
+
 LUT = np.stack(
     [np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(_INFERNO)), _INFERNO[:, c]) for c in range(3)],
     axis=1,
@@ -49,12 +61,12 @@ def upsample(attention: np.ndarray, width: int, height: int) -> np.ndarray:
     return values / peak if peak > 0 else values
 
 
-def _style_lut(style: str, opacity: float) -> np.ndarray:
+def _style_lut(style: OverlayStyle, opacity: float) -> np.ndarray:
     """Weight (0..255) -> RGBA for one style: the whole colour and alpha rule in 256 entries,
     so making an overlay is one resize and one table lookup per pixel."""
     v = np.linspace(0.0, 1.0, 256)
     lut = np.zeros((256, 4), dtype=np.uint8)
-    if style == "spotlight":
+    if style is OverlayStyle.SPOTLIGHT:
         alpha = min(0.92, opacity * 1.3) * np.power(1.0 - v, 1.3)
     else:
         lut[:, :3] = LUT
@@ -64,10 +76,10 @@ def _style_lut(style: str, opacity: float) -> np.ndarray:
     return lut
 
 
-_LUTS: dict[tuple[str, float], np.ndarray] = {}
+_LUTS: dict[tuple[OverlayStyle, float], np.ndarray] = {}
 
 
-def overlay_rgba(attention: np.ndarray, width: int, height: int, style: str = "heat",
+def overlay_rgba(attention: np.ndarray, width: int, height: int, style: OverlayStyle = OverlayStyle.HEAT,
                  opacity: float = 0.65) -> np.ndarray:
     """The overlay as (height, width, 4) uint8 RGBA, ready to paint over the photo."""
     key = (style, round(opacity, 3))
@@ -77,9 +89,8 @@ def overlay_rgba(attention: np.ndarray, width: int, height: int, style: str = "h
     return _LUTS[key][levels]
 
 
-def overlay_image(
-    attention: np.ndarray, aspect: float, style: str = "heat", opacity: float = 0.65, longest: int = 320
-) -> QImage:
+def overlay_image(attention: np.ndarray, aspect: float, style: OverlayStyle = OverlayStyle.HEAT,
+                  opacity: float = 0.65, longest: int = 320) -> QImage:
     """A QImage overlay with the photo's aspect (width/height); the painter scales it up."""
     if aspect >= 1:
         width, height = longest, max(1, round(longest / aspect))

@@ -44,7 +44,7 @@ class ModelBanner(QFrame):
         self.setVisible(not ready)
         if captioner is not None and ready:
             quality = " · best quality" if captioner.variant == QUALITY else ""
-            self.status.setText(f"Model: {captioner.name} · {captioner.provider.upper()}{quality}")
+            self.status.setText(f"Model: {captioner.name} · {captioner.provider.value.upper()}{quality}")
             self.status.setToolTip(str(captioner.bundle.path))
         else:
             loading = state is ModelState.LOADING

@@ -31,7 +31,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from gui.widgets.heatmap import colour_bar, overlay_image, peak_cell, peak_ratio
+from gui.widgets.heatmap import OverlayStyle, colour_bar, overlay_image, peak_cell, peak_ratio
 
 BACKGROUND = QColor(32, 33, 36)
 MAX_SCALE = 8.0  # 800 %: enough to see single pixels
@@ -68,7 +68,7 @@ class PreviewWidget(QWidget):
         self._scaled_key: tuple = ()
         self._frame: QPixmap | None = None
         self._frame_key: tuple = ()
-        self.style_name, self.opacity = "heat", 0.65
+        self.style_name, self.opacity = OverlayStyle.HEAT, 0.65
         self._bar = colour_bar(120, 8)
         self._natural = QSize()  # the photo file's size (upright); empty: the pixmap's own
         self._scale: float | None = None  # None: fitted to the widget
@@ -180,7 +180,7 @@ class PreviewWidget(QWidget):
     def attention(self) -> Attention | None:
         return self._attention
 
-    def set_overlay_style(self, style: str, opacity: float) -> None:
+    def set_overlay_style(self, style: OverlayStyle, opacity: float) -> None:
         self.style_name, self.opacity = style, opacity
         self._overlay = None
         self.update()
@@ -334,7 +334,7 @@ class PreviewWidget(QWidget):
             detail += " · pinned"
         word_w = QFontMetrics(word_font).horizontalAdvance(f"“{att.word}”") + 24
         width = int(max(word_w, QFontMetrics(small).horizontalAdvance(detail) + 24, 150))
-        height = 70 if self.style_name == "heat" else 56
+        height = 70 if self.style_name is OverlayStyle.HEAT else 56
         box = QRect(target.left() + 10, target.bottom() - height - 10, width, height)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)
@@ -346,7 +346,7 @@ class PreviewWidget(QWidget):
         painter.setFont(small)
         painter.setPen(QColor(215, 215, 220))
         painter.drawText(box.adjusted(12, 34, -8, 0), Qt.AlignmentFlag.AlignLeft, detail)
-        if self.style_name == "heat":
+        if self.style_name is OverlayStyle.HEAT:
             painter.drawImage(QRect(box.left() + 12, box.bottom() - 14, box.width() - 24, 6), self._bar)
 
     # --- mouse ------------------------------------------------------------------------------

@@ -20,12 +20,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.widgets.heatmap import overlay_image
+from gui.widgets.heatmap import OverlayStyle, overlay_image
 
 ICON = 52
 
 
-def word_icon(thumbnail: QPixmap | None, grid: np.ndarray, style: str, opacity: float) -> QIcon:
+def word_icon(thumbnail: QPixmap | None, grid: np.ndarray, style: OverlayStyle, opacity: float) -> QIcon:
     """The photo at icon size with one word's attention painted over it."""
     if thumbnail is None or thumbnail.isNull():
         return QIcon()
@@ -93,14 +93,14 @@ class AttentionStrip(QScrollArea):
         column.addWidget(self.per_word, 0, Qt.AlignmentFlag.AlignHCenter)
         self._layout.addWidget(controls)
         self._layout.addStretch(1)
-        self.set_words([], None, None, "heat", 0.65)
+        self.set_words([], None, None, OverlayStyle.HEAT, 0.65)
 
     def set_words(
         self,
         words: list[str],
         attention: np.ndarray | None,
         thumbnail: QPixmap | None,
-        style: str,
+        style: OverlayStyle,
         opacity: float,
         hint: str = "",
         model_index: list[int] | None = None,
