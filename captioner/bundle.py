@@ -47,6 +47,7 @@ MANIFEST = "manifest.json"
 VOCAB = "vocab.json"
 TAGS = "tags.json"  # the tag words, in the order of the encoder's "tags" output
 CALIBRATION = "calibration.json"  # the fitted confidence model (captioner/confidence.py)
+TUNED_TOP = "encoder_top.npz"  # the fine-tuned last encoder blocks' weights (see TunedTop)
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_VOCAB_BYTES = 64 << 20
 
@@ -123,6 +124,19 @@ class Variant:
         return {"encoder": self.encoder, "decoder": self.decoder, **extra}
 
 
+@dataclass(frozen=True)
+class TunedTop:
+    """The encoder's last blocks were fine-tuned: their weights (a numpy .npz, never pickled)
+    are kept beside the graphs, which already hold them, so that training tools can rebuild
+    the encoder this bundle runs (export.finetune). Captioning never reads the file."""
+
+    file: str
+    blocks: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "blocks": self.blocks}
+
+
 @dataclass
 class Manifest:
     name: str
@@ -144,6 +158,7 @@ class Manifest:
     scores: dict[str, Any] = field(default_factory=dict)
     tags_file: str | None = None  # TAGS when the encoder writes tag probabilities
     calibration_file: str | None = None  # CALIBRATION when captions get a confidence
+    tuned_top: TunedTop | None = None  # the encoder's fine-tuned last blocks, if any
     format_version: int = FORMAT_VERSION
 
     def variant_for(self, provider: Provider) -> str:
@@ -161,6 +176,7 @@ class Manifest:
                 "input": self.input_spec.to_json(),
                 "grid": list(self.grid),
                 "feature_dim": self.feature_dim,
+                **({"tuned_top": self.tuned_top.to_json()} if self.tuned_top else {}),
             },
             "decoder": {"hidden_size": self.hidden_size, "max_length": self.max_length,
                         "length_penalty": self.length_penalty},
@@ -188,7 +204,8 @@ class Manifest:
 
     def file_names(self) -> set[str]:
         """Every file the bundle needs: the vocabulary and each variant's graphs."""
-        optional = {f for f in (self.tags_file, self.calibration_file) if f}
+        tuned = self.tuned_top.file if self.tuned_top else None
+        optional = {f for f in (self.tags_file, self.calibration_file, tuned) if f}
         return {VOCAB} | optional | {f for v in self.variants.values() for f in (v.encoder, v.decoder)}
 
 
@@ -243,7 +260,15 @@ def _read_manifest(top: Fields) -> Manifest:
         scores=top.obj("scores", {}).data,
         tags_file=_optional_file(top, "tags"),
         calibration_file=_optional_file(top, "calibration"),
+        tuned_top=_tuned_top(enc),
     )
+
+
+def _tuned_top(enc: Fields) -> TunedTop | None:
+    if not enc.has("tuned_top"):
+        return None
+    entry = enc.obj("tuned_top")
+    return TunedTop(check_name(entry.text("file")), entry.integer("blocks", 1, 1000))
 
 
 def _optional_file(top: Fields, key: str) -> str | None:

@@ -16,15 +16,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
-from captioner.bundle import TAGS, Manifest, Variant, write_manifest, write_tag_words
+from captioner.bundle import (
+    TAGS,
+    TUNED_TOP,
+    Bundle,
+    Manifest,
+    TunedTop,
+    Variant,
+    write_manifest,
+    write_tag_words,
+)
 from captioner.images import load_image, preprocess_batch
 from captioner.vocab import Vocabulary
 from export.parity import check_parity
 from export.to_onnx import ExportableDecoder, export_encoder, export_step
 from training.checkpoint import load_checkpoint
-from training.encoder_top import tuned_backbone
+from training.encoder_top import TunedBackbone, tuned_backbone
 from training.encoders import get_encoder
 from training.model import CaptionDecoder
 from training.tags import TagHead, build_tag_head, load_tag_table
@@ -67,6 +77,25 @@ def checkpoint_backbone(ckpt: dict[str, Any]) -> nn.Module:
     return tuned_backbone(info, ckpt["encoder_top"], ckpt["tune_blocks"])
 
 
+def bundle_backbone(bundle: Bundle) -> nn.Module:
+    """The backbone a bundle's encoder graph runs (for tools that train on its features): the
+    registry's frozen one, or with the bundle's tuned last blocks read back from their .npz."""
+    info = get_encoder(bundle.manifest.encoder_name)
+    tuned = bundle.manifest.tuned_top
+    if tuned is None:
+        return info.build()
+    with np.load(bundle.path / tuned.file, allow_pickle=False) as arrays:
+        state = {name: torch.from_numpy(arrays[name]) for name in arrays.files}
+    return tuned_backbone(info, state, tuned.blocks)
+
+
+def save_tuned_top(backbone: TunedBackbone, folder: Path) -> TunedTop:
+    """The tuned blocks' weights as a plain .npz in the bundle (see captioner.bundle.TunedTop)."""
+    state = {name: value.detach().numpy() for name, value in backbone.tuned.state_dict().items()}
+    np.savez(folder / TUNED_TOP, **state)  # type: ignore[arg-type]
+    return TunedTop(TUNED_TOP, backbone.blocks)
+
+
 def write_bundle(decoder: CaptionDecoder, vocab: Vocabulary, encoder_name: str, max_length: int,
                  out: Path, cfg: ExportConfig, backbone: nn.Module | None = None) -> Path:
     """Export, check parity, and move the finished bundle to `out`. Returns `out`.
@@ -91,6 +120,7 @@ def write_bundle(decoder: CaptionDecoder, vocab: Vocabulary, encoder_name: str, 
         feature_dim=decoder.cfg.embed_dim, hidden_size=decoder.state_size,
         vocab_size=len(vocab), max_length=max_length, variants=variants,
         training=cfg.training, scores=cfg.scores, tags_file=tag_file,
+        tuned_top=save_tuned_top(backbone, staging) if isinstance(backbone, TunedBackbone) else None,
     )
     write_manifest(staging, manifest)
     batch = parity_batch(cfg.parity_images, info.input_spec.size, info.input_spec)

@@ -38,14 +38,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from captioner.bundle import load_bundle, write_manifest
+from captioner.bundle import Bundle, load_bundle, write_manifest
 from captioner.captioner import Captioner
 from captioner.errors import CaptionerError
 from captioner.finetune_protocol import MIN_PHOTOS, HeldOutScores, Progress, Stage, read_photo_list
 from captioner.vocab import Vocabulary, tokenize
-from export.bundle_writer import ExportConfig, write_bundle
+from export.bundle_writer import ExportConfig, bundle_backbone, write_bundle
 from export.from_bundle import decoder_from_bundle
 from training.data import CaptionSet, TokenBatches, flickr_splits, sidecar_splits
+from training.encoder_top import TunedBackbone, trunk_info
 from training.encoders import get_encoder
 from training.evaluate import caption_split
 from training.features import cached_features
@@ -167,12 +168,41 @@ class Features:
     tags: torch.Tensor | None  # (views, N, T)
 
 
-def features(cfg: FinetuneConfig, encoder: str, split: CaptionSet, views: int, tagged: bool) -> Features:
-    info = get_encoder(encoder)
-    grid = torch.from_numpy(np.array(cached_features(info, split.paths, cfg.cache_dir, views,
-                                                     cfg.progress), dtype=np.float32))
-    tags = tag_probs(build_tag_head(encoder, load_tag_table()), grid) if tagged else None
-    return Features(grid, tags)
+@dataclass
+class SourceEncoder:
+    """The source bundle's encoder as training reads it: the registry's frozen backbone, and
+    the bundle's fine-tuned last blocks when it has them (the activations that enter them are
+    cached, then run through them here; the tags always come from the frozen backbone)."""
+
+    name: str
+    backbone: torch.nn.Module  # what the new bundle's encoder graph runs (bundle_backbone)
+
+    @classmethod
+    def of(cls, bundle: Bundle) -> SourceEncoder:
+        return cls(bundle.manifest.encoder_name, bundle_backbone(bundle))
+
+    @torch.no_grad()
+    def decoder_grid(self, cfg: FinetuneConfig, paths: list[Path], views: int, frozen: torch.Tensor
+                     ) -> torch.Tensor:
+        if not isinstance(self.backbone, TunedBackbone):
+            return frozen
+        info = trunk_info(get_encoder(self.name), self.backbone.blocks)
+        trunk = cached_features(info, paths, cfg.cache_dir, views, cfg.progress)
+        grid = torch.empty_like(frozen)
+        for view in range(views):
+            for start in range(0, len(paths), 256):  # a few hundred photos at a time
+                rows = torch.from_numpy(np.array(trunk[view, start:start + 256], dtype=np.float32))
+                grid[view, start:start + len(rows)] = self.backbone.tuned(rows)
+        return grid
+
+
+def features(cfg: FinetuneConfig, encoder: SourceEncoder, split: CaptionSet, views: int, tagged: bool
+             ) -> Features:
+    info = get_encoder(encoder.name)
+    frozen = torch.from_numpy(np.array(cached_features(info, split.paths, cfg.cache_dir, views,
+                                                       cfg.progress), dtype=np.float32))
+    tags = tag_probs(build_tag_head(encoder.name, load_tag_table()), frozen) if tagged else None
+    return Features(encoder.decoder_grid(cfg, split.paths, views, frozen), tags)
 
 
 @dataclass
@@ -238,7 +268,7 @@ class Mix:
     replay: Replay | None = None
 
 
-def replay_set(cfg: FinetuneConfig, encoder: str, vocab: Vocabulary, max_length: int,
+def replay_set(cfg: FinetuneConfig, encoder: SourceEncoder, vocab: Vocabulary, max_length: int,
                tagged: bool) -> Replay | None:
     if cfg.replay is None:
         return None
@@ -312,7 +342,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     slices = read_folder(cfg.data, cfg.val_fraction, cfg.test_fraction)  # refuse before any work
     source = load_bundle(cfg.source)
     torch.manual_seed(cfg.seed)
-    decoder, vocab, encoder, max_length = decoder_from_bundle(cfg.source)
+    decoder, vocab, encoder_name, max_length = decoder_from_bundle(cfg.source)
+    encoder = SourceEncoder.of(source)
     added = new_words(vocab, slices.train.captions, cfg.min_count)
     decoder, vocab = grow_vocabulary(decoder, vocab, added)
     report(cfg, Stage.FEATURES, f"{len(slices.train)} photos to train on, {len(slices.val)} for early "
@@ -356,7 +387,7 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
                           parity_images=slices.val.paths[:4], training=training)
     report(cfg, Stage.EXPORTING, "exporting the new model and checking it against PyTorch")
     staging = staging_dir(cfg.out)
-    write_bundle(decoder.eval(), vocab, encoder, max_length, staging, export)
+    write_bundle(decoder.eval(), vocab, encoder_name, max_length, staging, export, encoder.backbone)
     bundle = load_bundle(staging)
     bundle.manifest.length_penalty = source.manifest.length_penalty  # the source's decoding
     write_manifest(staging, bundle.manifest)

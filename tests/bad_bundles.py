@@ -117,6 +117,8 @@ def _outside_names(b: _Builder, stolen: Path) -> None:
                     lambda d: d["files"].update({"/etc/passwd": {"sha256": "0" * 64}}), NOT_PLAIN)
     b.manifest_case("files_lists_dot_dot", lambda d: d["files"].update(
         {"../outside/encoder.onnx": {"sha256": digest}}), NOT_PLAIN)
+    b.manifest_case("tuned_top_dot_dot", lambda d: d["encoder"].update(
+        {"tuned_top": {"file": "../outside/encoder.onnx", "blocks": 1}}), NOT_PLAIN)
     b.manifest_case("vocabulary_file_dot_dot",
                     lambda d: d["files"].update({"..": {"sha256": "0" * 64}}), NOT_PLAIN)
 
@@ -196,6 +198,8 @@ def _bad_values(b: _Builder) -> None:
         ("variant_hidden_size_zero", "variants.fp32.hidden_size", 0,
          "variants.fp32.hidden_size must be between 1"),
         ("variant_hidden_size_wrong", "variants.fp32.hidden_size", 7, "the manifest says 7"),
+        ("tuned_top_blocks_a_string", "encoder.tuned_top", {"file": "encoder_top.npz", "blocks": "1"},
+         "encoder.tuned_top.blocks must be an integer, not a string"),
         ("default_variant_unknown", "default_variant", "nope", "default_variant 'nope' is not one"),
         ("name_with_escape", "name", "\x1b[2Jfake", "name must be a printable string"),
         ("length_penalty_nan", "decoder.length_penalty", float("nan"),

@@ -82,3 +82,18 @@ def test_tuned_blocks_train_and_export_with_frozen_tags(tmp_path: Path) -> None:
         expected = build_tag_head("efficientnet_lite0")(frozen).numpy()
     np.testing.assert_allclose(tags, expected, atol=1e-4)
     assert float((tuned.flatten(2).transpose(1, 2) - frozen).abs().max()) > 1e-2
+
+    # the bundle keeps the tuned blocks, so that export.finetune trains on the grid it runs
+    from captioner.bundle import load_bundle
+    from export.finetune import FinetuneConfig, SourceEncoder, features
+    from training.data import CaptionSet
+
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.manifest.tuned_top is not None and bundle.manifest.tuned_top.blocks == 1
+    source = SourceEncoder.of(bundle)
+    cfg = FinetuneConfig(tmp_path / "bundle", tmp_path / "data", tmp_path / "new",
+                         cache_dir=tmp_path / "cache", progress=False)
+    feats = features(cfg, source, CaptionSet(photos, [["x"]] * len(photos)), 1, tagged=True)
+    torch.testing.assert_close(feats.grid[0], tuned.flatten(2).transpose(1, 2), atol=2e-2, rtol=1e-2)
+    assert feats.tags is not None
+    np.testing.assert_allclose(feats.tags[0].numpy(), expected, atol=2e-3)

@@ -72,15 +72,16 @@ class TokenTop(nn.Module):
 
 
 class TunedBackbone(nn.Module):
-    """image -> (grid for the decoder from the tuned top, grid for the tags from the frozen one)."""
+    """image -> (grid for the decoder from the tuned top, grid for the tags from the frozen one).
+    `tuned.state_dict()` is what checkpoints and bundles keep of the tuning."""
 
-    def __init__(self, trunk: LiteTrunk, tuned: LiteTop, frozen: LiteTop) -> None:
+    def __init__(self, trunk: LiteTrunk, tuned: TokenTop, frozen: LiteTop, blocks: int) -> None:
         super().__init__()
-        self.trunk, self.tuned, self.frozen = trunk, tuned, frozen
+        self.trunk, self.tuned, self.frozen, self.blocks = trunk, tuned, frozen, blocks
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.trunk(image)
-        return self.tuned(x), self.frozen(x)
+        return self.tuned.top(x), self.frozen(x)
 
 
 def lite_net(info: EncoderInfo) -> nn.Module:
@@ -122,7 +123,7 @@ def tuned_backbone(info: EncoderInfo, top_state: dict[str, torch.Tensor], tune_b
     tuned = make_top(info, tune_blocks)
     tuned.load_state_dict(top_state)
     frozen = LiteTop(copy.deepcopy(net), cut)
-    return TunedBackbone(LiteTrunk(net, cut), tuned.top, frozen).eval()
+    return TunedBackbone(LiteTrunk(net, cut), tuned, frozen, tune_blocks).eval()
 
 
 def split_grids(out: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
