@@ -8,9 +8,11 @@
 
 The checkpoints' decoders are averaged at every step (training/ensemble.py). Each must have been
 trained on the bundle's encoder with the bundle's vocabulary (word for word: vocab.json) and tag
-words; the first is normally the one the bundle was made from. The ensemble's encoder graph
-(backbone + every decoder's head) and step graph are exported, checked against PyTorch
-(export/parity.py), and quantized the way export/quantize.py quantizes the default pair
+words; the first is normally the one the bundle was made from. A checkpoint that tuned the
+encoder's last blocks (`train.py --tune-blocks`) brings them: the quality encoder then runs the
+trunk once and gives each decoder its own grid (training/encoder_top.MemberGrids). The
+ensemble's encoder graph (backbone + every decoder's head) and step graph are exported, checked
+against PyTorch (export/parity.py), and quantized the way export/quantize.py quantizes the default pair
 (static int8 CNN calibrated on the given photos, dynamic int8 step). Only that int8 pair ships,
 as variant `quality` (encoder.quality.int8.onnx, decoder_step.quality.int8.onnx), with its
 own hidden_size in the manifest; the default variant stays what it was, and "auto" never
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from captioner.bundle import QUALITY, Bundle, Variant, load_bundle, write_manifest
 from captioner.errors import CaptionerError
@@ -46,6 +49,7 @@ from export.quantize import (
 )
 from export.to_onnx import export_encoder, export_step
 from training.checkpoint import load_checkpoint
+from training.encoder_top import member_grids
 from training.encoders import get_encoder
 from training.ensemble import DecoderEnsemble, Member, vocabulary_difference
 from training.tags import load_tag_table
@@ -62,9 +66,13 @@ class EnsembleJob:
     check_images: int = 16  # photos captioned by quality and fp32 at the end (0: none)
 
 
-def load_members(checkpoints: Sequence[Path], bundle: Bundle) -> list[Member]:
-    """The checkpoints' decoders; ValueError naming the first that does not fit the bundle."""
-    members = []
+TunedEntry = tuple[dict[str, torch.Tensor], int] | None  # a member's tuned blocks and their count
+
+
+def load_members(checkpoints: Sequence[Path], bundle: Bundle) -> tuple[list[Member], list[TunedEntry]]:
+    """The checkpoints' decoders, and each one's tuned last encoder blocks (None: it read the
+    frozen grid); ValueError naming the first that does not fit the bundle."""
+    members, tuned = [], []
     for path in checkpoints:
         decoder, vocab, ckpt = load_checkpoint(path)
         difference = vocabulary_difference(bundle.vocab.words, vocab.words)
@@ -74,7 +82,8 @@ def load_members(checkpoints: Sequence[Path], bundle: Bundle) -> list[Member]:
             raise ValueError(f"{path} was trained on {ckpt.get('encoder')}'s grid, but the bundle's "
                              f"encoder is {bundle.manifest.encoder_name}")
         members.append(Member(decoder, vocab, str(path)))
-    return members
+        tuned.append((ckpt["encoder_top"], ckpt["tune_blocks"]) if ckpt.get("tune_blocks") else None)
+    return members, tuned
 
 
 def add_quality_variant(bundle_dir: Path, job: EnsembleJob) -> Bundle:
@@ -82,7 +91,9 @@ def add_quality_variant(bundle_dir: Path, job: EnsembleJob) -> Bundle:
     Returns the bundle as reloaded; raises ValueError/RuntimeError and leaves it as it was."""
     bundle = load_bundle(bundle_dir)  # every checksum checked before anything is written
     manifest = bundle.manifest
-    ensemble = DecoderEnsemble(load_members(job.checkpoints, bundle)).eval()
+    members, tuned = load_members(job.checkpoints, bundle)
+    own_grids = any(entry is not None for entry in tuned)  # then each member reads its own grid
+    ensemble = DecoderEnsemble(members, own_grids).eval()
     info = get_encoder(manifest.encoder_name)
     tag_head = tag_head_for(info.name, ensemble)
     if tag_head is not None and tuple(load_tag_table().words) != bundle.tag_words:
@@ -94,7 +105,7 @@ def add_quality_variant(bundle_dir: Path, job: EnsembleJob) -> Bundle:
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(bundle_dir, staging)
     try:
-        backbone = info.build().eval()
+        backbone = member_grids(info, tuned) if own_grids else info.build().eval()
         export_encoder(backbone, ensemble, manifest.input_spec.size, staging / ENCODER, tag_head)
         export_step(ensemble, staging / DECODER)
         manifest.variants[QUALITY] = Variant(QUALITY, ENCODER, DECODER, ensemble.state_size)

@@ -258,3 +258,40 @@ def test_confidence_reads_the_bundles_own_decoder_in_an_ensembles_features() -> 
                       np.ones(3, np.float32), memory, Phrases.build([]))
     own = np.array([0.9, 0.1, 0.0])
     assert cal.photo_signals(np.concatenate([own, [5.0, -3.0, 7.0]])) == cal.photo_signals(own)
+
+
+def test_a_member_with_tuned_encoder_blocks_reads_its_own_grid(
+        tiny_bundle: Path, checkpoints: dict[str, Path], calibration: Path, tmp_path: Path) -> None:
+    """A checkpoint of `train.py --tune-blocks` joins an ensemble with a frozen-encoder one: the
+    quality encoder runs the trunk once, gives each decoder its own grid (parity checked by the
+    export), and the second member's features are those of its tuned grid, not the frozen one."""
+    from captioner.images import load_image, preprocess_batch
+    from training.encoder_top import make_top, tuned_backbone
+    from training.encoders import get_encoder
+
+    info = get_encoder("efficientnet_lite0")
+    top = make_top(info, 1)
+    with torch.no_grad():
+        top.top.conv_head.weight.mul_(1.5)  # a visibly different grid
+    ckpt = torch.load(checkpoints["second"], weights_only=False)
+    tuned_path = tmp_path / "tuned.pt"
+    torch.save({**ckpt, "encoder_top": top.state_dict(), "tune_blocks": 1}, tuned_path)
+    bundle = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
+    ensemble_main([str(bundle), "--checkpoints", str(checkpoints["first"]), str(tuned_path),
+                   "--calibration-images", str(calibration), "--check-images", "0"])
+    photos = sorted(calibration.glob("*.jpg"))[:2]
+    batch = preprocess_batch([load_image(p) for p in photos], info.input_spec)
+    quality = Captioner(bundle, provider="cpu", variant=QUALITY).encoder.run(None, {"image": batch})[0]
+    second = torch.load(tuned_path, weights_only=False)
+    decoder = CaptionDecoder(DecoderConfig(**second["decoder_config"]))
+    decoder.load_state_dict(second["model"])
+    decoder.eval()
+    image = torch.from_numpy(batch)
+    with torch.no_grad():
+        tuned_grid, frozen_grid = (g.flatten(2).transpose(1, 2)
+                                   for g in tuned_backbone(info, top.state_dict(), 1)(image))
+        own = decoder.encode(tuned_grid)[0].numpy()  # the tiny bundle reads no tags
+        frozen = decoder.encode(frozen_grid)[0].numpy()
+    width = own.shape[-1]
+    # int8 encoder: near its own grid's features, clearly apart from the frozen grid's
+    assert np.abs(quality[..., width:] - own).mean() < 0.5 * np.abs(quality[..., width:] - frozen).mean()

@@ -130,3 +130,42 @@ def split_grids(out: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> tuple[
     """A backbone's output as (decoder grid, tag grid): one grid serves both unless the
     backbone's last blocks were tuned (`TunedBackbone`)."""
     return out if isinstance(out, tuple) else (out, out)
+
+
+class MemberGrids(nn.Module):
+    """For an ensemble whose decoders read different grids (some with tuned last blocks): one
+    trunk, each member's grid (its own tuned top, or the frozen one) side by side along the
+    channels, and the frozen grid for the tags."""
+
+    def __init__(self, trunk: LiteTrunk, frozen: LiteTop, tuned: list[TokenTop | None]) -> None:
+        super().__init__()
+        self.trunk, self.frozen = trunk, frozen
+        self.tuned = nn.ModuleList([top for top in tuned if top is not None])
+        positions = iter(range(len(self.tuned)))
+        self.order = [-1 if top is None else next(positions) for top in tuned]  # -1: frozen
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.trunk(image)
+        frozen = self.frozen(x)
+        grids = [frozen if i < 0 else cast(TokenTop, self.tuned[i]).top(x) for i in self.order]
+        return torch.cat(grids, dim=1), frozen
+
+
+def member_grids(info: EncoderInfo, tuned: list[tuple[dict[str, torch.Tensor], int] | None]
+                 ) -> MemberGrids:
+    """The backbone of an ensemble of checkpoints: per member its tuned blocks' state and count
+    (None: the frozen backbone). The tuned members must have tuned the same number of blocks."""
+    counts = {entry[1] for entry in tuned if entry is not None}
+    if len(counts) != 1:
+        raise ValueError("the ensemble's tuned members must have tuned the same number of blocks")
+    (blocks,) = counts
+    net = lite_net(info)
+    cut = len(cast(Any, net)._blocks) - blocks
+    tops: list[TokenTop | None] = []
+    for entry in tuned:
+        top = None
+        if entry is not None:
+            top = make_top(info, blocks)
+            top.load_state_dict(entry[0])
+        tops.append(top)
+    return MemberGrids(LiteTrunk(net, cut), LiteTop(copy.deepcopy(net), cut), tops).eval()

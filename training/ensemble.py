@@ -45,7 +45,9 @@ class DecoderEnsemble(nn.Module):
     the members' widths summed); it is not a configuration to build a decoder from.
     """
 
-    def __init__(self, members: Sequence[Member]) -> None:
+    def __init__(self, members: Sequence[Member], own_grids: bool = False) -> None:
+        """own_grids: each member reads its own grid, the k grids side by side in the one the
+        encoder graph passes (training/encoder_top.MemberGrids); otherwise all read the same."""
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one decoder")
@@ -57,8 +59,11 @@ class DecoderEnsemble(nn.Module):
         self.names = [m.name for m in members]
         self.feature_widths, self.key_widths, self.state_widths = _widths(members[0].decoder.cfg.tag_count,
                                                                           [m.decoder for m in members])
-        self.cfg = replace(members[0].decoder.cfg, embed_dim=sum(self.feature_widths),
-                           attention_dim=sum(self.key_widths), hidden_size=sum(self.state_widths))
+        first = members[0].decoder.cfg
+        self.grid_widths = [first.feature_dim] * len(members) if own_grids else None
+        self.cfg = replace(first, embed_dim=sum(self.feature_widths), attention_dim=sum(self.key_widths),
+                           hidden_size=sum(self.state_widths),
+                           feature_dim=first.feature_dim * (len(members) if own_grids else 1))
 
     @property
     def decoders(self) -> list[CaptionDecoder]:
@@ -71,7 +76,8 @@ class DecoderEnsemble(nn.Module):
 
     def encode(self, grid: torch.Tensor, tags: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         """Backbone grid -> the members' features, keys, h0 and c0, each concatenated."""
-        outs = [decoder.encode(grid, tags) for decoder in self.decoders]
+        grids = grid.split(self.grid_widths, dim=-1) if self.grid_widths else [grid] * len(self.decoders)
+        outs = [decoder.encode(g, tags) for decoder, g in zip(self.decoders, grids)]
         return tuple(torch.cat(parts, dim=-1) for parts in zip(*outs))
 
     def step(
