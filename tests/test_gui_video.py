@@ -18,7 +18,7 @@ from captioner.captioner import Captioner  # noqa: E402
 from gui.video.model import CAPTION, THUMB  # noqa: E402
 from gui.video.panel import VideoPanel  # noqa: E402
 from tests.qt_helpers import MessageAnswerer  # noqa: E402
-from tests.videos import shape_shots, write_audio_only, write_video  # noqa: E402
+from tests.videos import shape_shots, write_audio_only, write_three_shape_clip, write_video  # noqa: E402
 
 pytestmark = pytest.mark.gui
 EXPECTED = ["a red circle", "a blue square", "a green triangle"]
@@ -31,10 +31,7 @@ def captioner(tiny_bundle: Path) -> Captioner:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("gui") / "shapes.mp4"
-    write_video(path, shape_shots([("red", "circle", 2.0), ("blue", "square", 2.2),
-                                   ("green", "triangle", 1.8)]))
-    return path
+    return write_three_shape_clip(tmp_path_factory.mktemp("gui") / "shapes.mp4")
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from captioner.segments import Segment, merge_pair
 from captioner.subtitles import FORMATS, render, to_csv, to_json, to_srt, to_vtt, wrap_cue
 from captioner.tags import Tag
 from tests.test_keywords import DOG_PHOTO, session_tagged_bundle
-from tests.videos import shape_shots, write_audio_only, write_video
+from tests.videos import shape_shots, write_audio_only, write_three_shape_clip, write_video
 
 LONG = ("a man in a red shirt and a black hat is riding a brown horse along a dirt road "
         "next to a river while two dogs run behind him across the green grass")
@@ -126,10 +126,7 @@ def test_empty_caption_gets_no_cue() -> None:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("cli") / "shapes.mp4"
-    write_video(path, shape_shots([("red", "circle", 2.0), ("blue", "square", 2.2),
-                                   ("green", "triangle", 1.8)]))
-    return path
+    return write_three_shape_clip(tmp_path_factory.mktemp("cli") / "shapes.mp4")
 
 
 def test_cli_writes_all_four_formats(tiny_bundle: Path, clip: Path, tmp_path: Path,

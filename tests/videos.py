@@ -41,6 +41,13 @@ def write_video(path: Path, shots: Sequence[tuple[Image.Image, float]], fps: int
     return cuts[:-1]
 
 
+def write_three_shape_clip(path: Path) -> Path:
+    """The red circle, blue square, green triangle clip: the video tests expect these three captions."""
+    write_video(path, shape_shots([("red", "circle", 2.0), ("blue", "square", 2.2),
+                                   ("green", "triangle", 1.8)]))
+    return path
+
+
 def write_vfr_video(path: Path, frames: Sequence[tuple[Image.Image, float]]) -> None:
     """Frames at the given times (seconds, any spacing): a variable-frame-rate file."""
     timed = ((image, Fraction(t).limit_denominator(1000)) for image, t in frames)
