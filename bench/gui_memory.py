@@ -120,10 +120,10 @@ def main() -> int:
 
     from PySide6.QtWidgets import QApplication
 
+    from bench.window import open_window
     from captioner.session import Provider
     from gui.app import make_app
-    from gui.main_window import MainWindow
-    from gui.settings import AppSettings, settings_store
+    from gui.settings import AppSettings
 
     bundle = args.bundle or tiny_bundle()
     app = make_app([])
@@ -146,12 +146,8 @@ def main() -> int:
         make_photos(folder, args.count, args.size)
         print(f"{args.count} photos of {args.size}x{args.size} px written in {time.monotonic() - t0:.0f} s",
               flush=True)
-        store = settings_store(Path(tmp) / "settings.ini")
-        AppSettings(bundle_dir=str(bundle), batch_size=args.batch_size, provider=Provider.CPU).save(store)
-        window = MainWindow(store)
-        window.confirm_close = False
-        window.resize(1400, 900)
-        window.show()
+        settings = AppSettings(bundle_dir=str(bundle), batch_size=args.batch_size, provider=Provider.CPU)
+        window = open_window(settings, Path(tmp) / "settings.ini", (1400, 900))
         wait(lambda: window.models.state.value in ("ready", "error"), 300, "the model")
         if window.models.state.value != "ready":
             raise SystemExit(f"the model did not load: {window.banner.label.text()}")

@@ -29,9 +29,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from PySide6.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
 
+from bench.window import open_window  # noqa: E402
 from gui.app import make_app  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
-from gui.settings import AppSettings, settings_store  # noqa: E402
+from gui.settings import AppSettings  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "data" / "flickr8k" / "images"
 
@@ -97,12 +98,8 @@ def run(args: argparse.Namespace) -> dict:
         sys.exit(f"need {args.images} photos in {PHOTOS}, found {len(photos)}")
     bundle = pick_bundle(args.model)
     with tempfile.TemporaryDirectory() as tmp:
-        store = settings_store(Path(tmp) / "settings.ini")
-        AppSettings(bundle_dir=str(bundle), batch_size=args.batch_size, beam_size=args.beam).save(store)
-        window = MainWindow(store)
-        window.confirm_close = False
-        window.resize(1500, 920)
-        window.show()
+        settings = AppSettings(bundle_dir=str(bundle), batch_size=args.batch_size, beam_size=args.beam)
+        window = open_window(settings, Path(tmp) / "settings.ini", (1500, 920))
         wait(lambda: window.models.state.value in ("ready", "error"), 120)
         if window.models.captioner is None:
             sys.exit(f"model did not load: {window.model_message}")
