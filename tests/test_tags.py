@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +154,22 @@ def test_articles_follow_the_next_word() -> None:
     assert fix_articles("an dog and a unicycle near an hour".split()) == \
         "a dog and a unicycle near an hour".split()
     assert fix_articles(["a"]) == ["a"]
+
+
+def test_teacher_captions_keep_the_sure_photos_of_the_list(tmp_path: Path) -> None:
+    """Self-training rows: only photos of the list, with a confidence at or above the bar, each
+    with the teacher's n-best captions (its caption alone when it gave no alternatives)."""
+    from training.pseudo import teacher_captioned
+
+    photos = [tmp_path / f"{name}.jpg" for name in ("a", "b", "c")]
+    records = [
+        {"file": str(photos[2]), "caption": "a cat on a bed", "confidence": 0.8,
+         "alternatives": [{"caption": "a cat on a bed"}, {"caption": "a cat lying on a bed"}]},
+        {"file": str(photos[0]), "caption": "a man in a kitchen", "confidence": 0.59},
+        {"file": str(tmp_path / "elsewhere.jpg"), "caption": "a dog", "confidence": 0.9},
+        {"file": str(photos[1]), "caption": "a red bus", "confidence": 0.6},
+        {"file": str(photos[1]), "caption": "unreadable", "confidence": None},
+    ]
+    rows, captions = teacher_captioned(records, photos, min_confidence=0.6)
+    assert rows == [2, 1]
+    assert captions == [["a cat on a bed", "a cat lying on a bed"], ["a red bus"]]

@@ -65,3 +65,21 @@ def unlabeled_photos(folder: Path) -> list[Path]:
     from captioner.images import is_image_path
 
     return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_path(p))
+
+
+def teacher_captioned(records: list[dict], photos: list[Path], min_confidence: float
+                      ) -> tuple[list[int], list[list[str]]]:
+    """Self-training (issue 15's fourth lever): the photos a stronger model captioned with a
+    confidence of at least `min_confidence` (records of `captioner caption --json`), as rows of
+    `photos` with that model's n-best captions as their references. Records of other photos,
+    or without a confidence, are left out."""
+    index = {p.resolve(): i for i, p in enumerate(photos)}
+    rows, captions = [], []
+    for record in records:
+        confidence, row = record.get("confidence"), index.get(Path(str(record.get("file"))).resolve())
+        if row is None or not isinstance(confidence, float) or confidence < min_confidence:
+            continue
+        best = [a["caption"] for a in record.get("alternatives", []) if a.get("caption")]
+        rows.append(row)
+        captions.append(best or [record["caption"]])
+    return rows, captions

@@ -49,7 +49,7 @@ from training.model import (
     packed_targets,
     sample_decode,
 )
-from training.pseudo import retrieve, unlabeled_photos
+from training.pseudo import retrieve, teacher_captioned, unlabeled_photos
 from training.tags import TagHead, build_tag_head, load_tag_table, tag_probs
 from training.text_prior import LanguageBatches, caption_vocabulary, read_captions, text_files
 
@@ -70,6 +70,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm-weight", type=float, default=0.5, help="weight of the caption-only loss")
     p.add_argument("--pseudo-images", type=Path, help="unlabeled photos given pseudo-captions "
                    "retrieved from --text by their tags")
+    p.add_argument("--teacher-captions", type=Path, help="`captioner caption --json` output of a "
+                   "stronger model on --pseudo-images photos: the sure ones join training (self-training)")
+    p.add_argument("--teacher-min-confidence", type=float, default=0.6,
+                   help="a teacher caption joins when its confidence is at least this (the app's 'sure')")
     p.add_argument("--ood", type=Path, help="extra dev set (images/ + captions.txt) scored every "
                    "epoch; the checkpoint kept is best on the mean of both dev CIDEr-Ds (the "
                    "learning rate and patience follow the dataset's own val split alone)")
@@ -452,6 +456,13 @@ def build_context(args: argparse.Namespace, rank: int, world: int) -> Context:
         photos = unlabeled_photos(args.pseudo_images)
         pseudo, keep = pseudo_captioned(photos, store(info, photos, args.views), head, text,
                                         args.text, progress)
+        if args.teacher_captions:
+            records = json.loads(args.teacher_captions.read_text(encoding="utf-8"))
+            rows, captions = teacher_captioned(records, photos, args.teacher_min_confidence)
+            if progress:
+                print(f"teacher captions: {len(rows)} of {len(records)} photos are sure enough")
+            pseudo = CaptionSet(pseudo.paths + [photos[r] for r in rows], pseudo.captions + captions)
+            keep = np.concatenate([keep, np.array(rows, dtype=np.int64)])
         splits["train"] = CaptionSet(splits["train"].paths + pseudo.paths,
                                      splits["train"].captions + pseudo.captions)
         pseudo_count = len(pseudo)
