@@ -74,7 +74,7 @@ def checkpoint_backbone(ckpt: dict[str, Any]) -> nn.Module:
     info = get_encoder(ckpt["encoder"])
     if not ckpt.get("tune_blocks"):
         return info.build()
-    return tuned_backbone(info, ckpt["encoder_top"], ckpt["tune_blocks"])
+    return tuned_backbone(info, [(ckpt["encoder_top"], ckpt["tune_blocks"])])
 
 
 def bundle_backbone(bundle: Bundle) -> nn.Module:
@@ -86,12 +86,12 @@ def bundle_backbone(bundle: Bundle) -> nn.Module:
         return info.build()
     with np.load(bundle.path / tuned.file, allow_pickle=False) as arrays:
         state = {name: torch.from_numpy(arrays[name]) for name in arrays.files}
-    return tuned_backbone(info, state, tuned.blocks)
+    return tuned_backbone(info, [(state, tuned.blocks)])
 
 
 def save_tuned_top(backbone: TunedBackbone, folder: Path) -> TunedTop:
     """The tuned blocks' weights as a plain .npz in the bundle (see captioner.bundle.TunedTop)."""
-    state = {name: value.detach().numpy() for name, value in backbone.tuned.state_dict().items()}
+    state = {name: value.detach().numpy() for name, value in backbone.only_top.state_dict().items()}
     np.savez(folder / TUNED_TOP, **state)  # type: ignore[arg-type]
     return TunedTop(TUNED_TOP, backbone.blocks)
 

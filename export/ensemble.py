@@ -10,7 +10,7 @@ The checkpoints' decoders are averaged at every step (training/ensemble.py). Eac
 trained on the bundle's encoder with the bundle's vocabulary (word for word: vocab.json) and tag
 words; the first is normally the one the bundle was made from. A checkpoint that tuned the
 encoder's last blocks (`train.py --tune-blocks`) brings them: the quality encoder then runs the
-trunk once and gives each decoder its own grid (training/encoder_top.MemberGrids). The
+trunk once and gives each decoder its own grid (training/encoder_top.TunedBackbone). The
 ensemble's encoder graph (backbone + every decoder's head) and step graph are exported, checked
 against PyTorch (export/parity.py), and quantized the way export/quantize.py quantizes the default pair
 (static int8 CNN calibrated on the given photos, dynamic int8 step). Only that int8 pair ships,
@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from captioner.bundle import QUALITY, Bundle, Variant, load_bundle, write_manifest
 from captioner.errors import CaptionerError
@@ -49,7 +48,7 @@ from export.quantize import (
 )
 from export.to_onnx import export_encoder, export_step
 from training.checkpoint import load_checkpoint
-from training.encoder_top import member_grids
+from training.encoder_top import TunedTopState, tuned_backbone
 from training.encoders import get_encoder
 from training.ensemble import DecoderEnsemble, Member, vocabulary_difference
 from training.tags import load_tag_table
@@ -66,13 +65,12 @@ class EnsembleJob:
     check_images: int = 16  # photos captioned by quality and fp32 at the end (0: none)
 
 
-TunedEntry = tuple[dict[str, torch.Tensor], int] | None  # a member's tuned blocks and their count
-
-
-def load_members(checkpoints: Sequence[Path], bundle: Bundle) -> tuple[list[Member], list[TunedEntry]]:
+def load_members(checkpoints: Sequence[Path], bundle: Bundle
+                 ) -> tuple[list[Member], list[TunedTopState | None]]:
     """The checkpoints' decoders, and each one's tuned last encoder blocks (None: it read the
     frozen grid); ValueError naming the first that does not fit the bundle."""
-    members, tuned = [], []
+    members: list[Member] = []
+    tuned: list[TunedTopState | None] = []
     for path in checkpoints:
         decoder, vocab, ckpt = load_checkpoint(path)
         difference = vocabulary_difference(bundle.vocab.words, vocab.words)
@@ -105,7 +103,7 @@ def add_quality_variant(bundle_dir: Path, job: EnsembleJob) -> Bundle:
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(bundle_dir, staging)
     try:
-        backbone = member_grids(info, tuned) if own_grids else info.build().eval()
+        backbone = tuned_backbone(info, tuned) if own_grids else info.build().eval()
         export_encoder(backbone, ensemble, manifest.input_spec.size, staging / ENCODER, tag_head)
         export_step(ensemble, staging / DECODER)
         manifest.variants[QUALITY] = Variant(QUALITY, ENCODER, DECODER, ensemble.state_size)

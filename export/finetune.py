@@ -192,7 +192,7 @@ class SourceEncoder:
         for view in range(views):
             for start in range(0, len(paths), 256):  # a few hundred photos at a time
                 rows = torch.from_numpy(np.array(trunk[view, start:start + 256], dtype=np.float32))
-                grid[view, start:start + len(rows)] = self.backbone.tuned(rows)
+                grid[view, start:start + len(rows)] = self.backbone.only_top(rows)
         return grid
 
 

@@ -24,7 +24,7 @@ def test_trunk_then_top_is_the_whole_backbone() -> None:
     with torch.no_grad():
         whole = LITE0.build()(image).flatten(2).transpose(1, 2)
         cached = trunk.build()(image).flatten(2).transpose(1, 2)
-        grid, tag_grid = tuned_backbone(LITE0, top.state_dict(), 1)(image)
+        grid, tag_grid = tuned_backbone(LITE0, [(top.state_dict(), 1)])(image)
     torch.testing.assert_close(top(cached), whole)
     torch.testing.assert_close(grid, tag_grid)
     torch.testing.assert_close(grid.flatten(2).transpose(1, 2), whole)
@@ -78,7 +78,7 @@ def test_tuned_blocks_train_and_export_with_frozen_tags(tmp_path: Path) -> None:
     tags = cap.encoder.run(["tags"], {"image": batch})[0]
     with torch.no_grad():
         frozen = LITE0.build()(torch.from_numpy(batch)).flatten(2).transpose(1, 2)
-        tuned = tuned_backbone(LITE0, ckpt["encoder_top"], 1)(torch.from_numpy(batch))[0]
+        tuned = tuned_backbone(LITE0, [(ckpt["encoder_top"], 1)])(torch.from_numpy(batch))[0]
         expected = build_tag_head("efficientnet_lite0")(frozen).numpy()
     np.testing.assert_allclose(tags, expected, atol=1e-4)
     assert float((tuned.flatten(2).transpose(1, 2) - frozen).abs().max()) > 1e-2

@@ -289,7 +289,7 @@ def test_a_member_with_tuned_encoder_blocks_reads_its_own_grid(
     image = torch.from_numpy(batch)
     with torch.no_grad():
         tuned_grid, frozen_grid = (g.flatten(2).transpose(1, 2)
-                                   for g in tuned_backbone(info, top.state_dict(), 1)(image))
+                                   for g in tuned_backbone(info, [(top.state_dict(), 1)])(image))
         own = decoder.encode(tuned_grid)[0].numpy()  # the tiny bundle reads no tags
         frozen = decoder.encode(frozen_grid)[0].numpy()
     width = own.shape[-1]

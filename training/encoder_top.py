@@ -71,19 +71,6 @@ class TokenTop(nn.Module):
         return self.top(x).flatten(2).transpose(1, 2)
 
 
-class TunedBackbone(nn.Module):
-    """image -> (grid for the decoder from the tuned top, grid for the tags from the frozen one).
-    `tuned.state_dict()` is what checkpoints and bundles keep of the tuning."""
-
-    def __init__(self, trunk: LiteTrunk, tuned: TokenTop, frozen: LiteTop, blocks: int) -> None:
-        super().__init__()
-        self.trunk, self.tuned, self.frozen, self.blocks = trunk, tuned, frozen, blocks
-
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.trunk(image)
-        return self.tuned.top(x), self.frozen(x)
-
-
 def lite_net(info: EncoderInfo) -> nn.Module:
     """The whole pretrained Lite classifier (its blocks are what trunk and tops share)."""
     if info.classifier is None or not info.name.startswith("efficientnet_lite"):
@@ -91,15 +78,16 @@ def lite_net(info: EncoderInfo) -> nn.Module:
     return info.classifier()
 
 
-def block_count(info: EncoderInfo) -> int:
-    return len(cast(Any, lite_net(info))._blocks)
+def _cut(net: nn.Module, tune_blocks: int) -> int:
+    """Where the trunk ends: `tune_blocks` blocks before the last."""
+    return len(cast(Any, net)._blocks) - tune_blocks
 
 
 def trunk_info(info: EncoderInfo, tune_blocks: int) -> EncoderInfo:
     """The registry entry of the trunk that stops `tune_blocks` blocks early: what
     `training.features.cached_features` caches when the last blocks are trained."""
     net = lite_net(info)
-    cut = len(cast(Any, net)._blocks) - tune_blocks
+    cut = _cut(net, tune_blocks)
     channels = cast(Any, net)._blocks[cut]._block_args.input_filters
 
     def build() -> nn.Module:
@@ -111,19 +99,7 @@ def trunk_info(info: EncoderInfo, tune_blocks: int) -> EncoderInfo:
 def make_top(info: EncoderInfo, tune_blocks: int) -> TokenTop:
     """A trainable copy of the last `tune_blocks` blocks and the head, over cached tokens."""
     net = lite_net(info)
-    cut = len(cast(Any, net)._blocks) - tune_blocks
-    return TokenTop(LiteTop(net, cut), info.grid)
-
-
-def tuned_backbone(info: EncoderInfo, top_state: dict[str, torch.Tensor], tune_blocks: int
-                   ) -> TunedBackbone:
-    """The exportable backbone of a checkpoint whose last blocks were fine-tuned."""
-    net = lite_net(info)
-    cut = len(cast(Any, net)._blocks) - tune_blocks
-    tuned = make_top(info, tune_blocks)
-    tuned.load_state_dict(top_state)
-    frozen = LiteTop(copy.deepcopy(net), cut)
-    return TunedBackbone(LiteTrunk(net, cut), tuned, frozen, tune_blocks).eval()
+    return TokenTop(LiteTop(net, _cut(net, tune_blocks)), info.grid)
 
 
 def split_grids(out: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,40 +108,51 @@ def split_grids(out: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> tuple[
     return out if isinstance(out, tuple) else (out, out)
 
 
-class MemberGrids(nn.Module):
-    """For an ensemble whose decoders read different grids (some with tuned last blocks): one
-    trunk, each member's grid (its own tuned top, or the frozen one) side by side along the
-    channels, and the frozen grid for the tags."""
+TunedTopState = tuple[dict[str, torch.Tensor], int]  # a tuned top's weights and its block count
 
-    def __init__(self, trunk: LiteTrunk, frozen: LiteTop, tuned: list[TokenTop | None]) -> None:
+
+class TunedBackbone(nn.Module):
+    """image -> (the decoder's grid, the tags' grid): the trunk once, the frozen last blocks
+    (for the tags, and for any decoder that reads the frozen grid) and each tuned top. With
+    several decoders (an ensemble) their grids lie side by side along the channels."""
+
+    def __init__(self, trunk: LiteTrunk, frozen: LiteTop, tuned: list[TokenTop | None], blocks: int
+                 ) -> None:
         super().__init__()
-        self.trunk, self.frozen = trunk, frozen
+        self.trunk, self.frozen, self.blocks = trunk, frozen, blocks
         self.tuned = nn.ModuleList([top for top in tuned if top is not None])
         positions = iter(range(len(self.tuned)))
         self.order = [-1 if top is None else next(positions) for top in tuned]  # -1: frozen
+
+    @property
+    def only_top(self) -> TokenTop:
+        """The tuned top of a one-decoder backbone (what a checkpoint or a bundle keeps)."""
+        if self.order != [0]:
+            raise ValueError("this backbone serves several decoders, not one tuned one")
+        return cast(TokenTop, self.tuned[0])
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.trunk(image)
         frozen = self.frozen(x)
         grids = [frozen if i < 0 else cast(TokenTop, self.tuned[i]).top(x) for i in self.order]
-        return torch.cat(grids, dim=1), frozen
+        return torch.cat(grids, dim=1) if len(grids) > 1 else grids[0], frozen
 
 
-def member_grids(info: EncoderInfo, tuned: list[tuple[dict[str, torch.Tensor], int] | None]
-                 ) -> MemberGrids:
-    """The backbone of an ensemble of checkpoints: per member its tuned blocks' state and count
-    (None: the frozen backbone). The tuned members must have tuned the same number of blocks."""
-    counts = {entry[1] for entry in tuned if entry is not None}
+def tuned_backbone(info: EncoderInfo, members: list[TunedTopState | None]) -> TunedBackbone:
+    """The exportable backbone of one checkpoint whose last blocks were fine-tuned, or of an
+    ensemble of checkpoints (None: that one read the frozen grid). The tuned ones must have
+    tuned the same number of blocks."""
+    counts = {entry[1] for entry in members if entry is not None}
     if len(counts) != 1:
-        raise ValueError("the ensemble's tuned members must have tuned the same number of blocks")
+        raise ValueError("the tuned checkpoints must have tuned the same number of blocks (at least one)")
     (blocks,) = counts
     net = lite_net(info)
-    cut = len(cast(Any, net)._blocks) - blocks
+    cut = _cut(net, blocks)
     tops: list[TokenTop | None] = []
-    for entry in tuned:
+    for entry in members:
         top = None
         if entry is not None:
             top = make_top(info, blocks)
             top.load_state_dict(entry[0])
         tops.append(top)
-    return MemberGrids(LiteTrunk(net, cut), LiteTop(copy.deepcopy(net), cut), tops).eval()
+    return TunedBackbone(LiteTrunk(net, cut), LiteTop(copy.deepcopy(net), cut), tops, blocks).eval()

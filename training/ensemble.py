@@ -47,7 +47,7 @@ class DecoderEnsemble(nn.Module):
 
     def __init__(self, members: Sequence[Member], own_grids: bool = False) -> None:
         """own_grids: each member reads its own grid, the k grids side by side in the one the
-        encoder graph passes (training/encoder_top.MemberGrids); otherwise all read the same."""
+        encoder graph passes (training/encoder_top.TunedBackbone); otherwise all read the same."""
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one decoder")
