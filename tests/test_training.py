@@ -321,3 +321,38 @@ def test_build_context_reads_every_feature_through_memmaps(tmp_path: Path, flick
     assert ctx.tags is not None and ctx.ood is not None and ctx.ood.tags is not None
     torch.testing.assert_close(ctx.tags.train, tag_probs(build_tag_head("efficientnet_lite0"), whole))
     assert ctx.ood.feats.shape == (1, 1, 49, 1280)
+
+
+def test_teacher_captions_join_training_as_rows_of_the_unlabeled_store(tmp_path: Path,
+                                                                       flickr_dir: Path) -> None:
+    """--teacher-captions: the sure photo joins the training split with the teacher's captions,
+    its features read from the unlabeled photos' cache; the unsure one does not."""
+    import shutil
+
+    from training.train import build_context, get_args_parser
+
+    make_shapes_folder(tmp_path / "data", per_class=2, seed=3)
+    (tmp_path / "pseudo").mkdir()
+    for name in (DOG_PHOTO, "1000268201_693b08cb0e.jpg"):
+        shutil.copyfile(flickr_dir / "images" / name, tmp_path / "pseudo" / name)
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "coco_captions.txt").write_text("a.jpg#0\ta dog runs through the snow\n")
+    teacher = tmp_path / "teacher.json"
+    teacher.write_text(json.dumps([
+        {"file": str(tmp_path / "pseudo" / DOG_PHOTO), "caption": "a dog in the snow", "confidence": 0.9,
+         "alternatives": [{"caption": "a dog in the snow"}, {"caption": "a white dog in the snow"}]},
+        {"file": str(tmp_path / "pseudo" / "1000268201_693b08cb0e.jpg"), "caption": "a girl",
+         "confidence": 0.3}]))
+    base = ["--dataset", "sidecar", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "b"),
+            "--cache-dir", str(tmp_path / "cache"), "--encoder", "efficientnet_lite0",
+            "--text", str(tmp_path / "text"), "--pseudo-images", str(tmp_path / "pseudo"),
+            "--min-count", "1", "--no-progress"]
+    plain = build_context(get_args_parser().parse_args(base), 0, 1)
+    taught = build_context(get_args_parser().parse_args([*base, "--teacher-captions", str(teacher)]), 0, 1)
+    assert taught.splits["train"].paths == [*plain.splits["train"].paths, tmp_path / "pseudo" / DOG_PHOTO]
+    assert taught.splits["train"].captions[-1] == ["a dog in the snow", "a white dog in the snow"]
+    assert taught.pseudo_count == plain.pseudo_count + 1
+    assert taught.train_feats.shape[1] == plain.train_feats.shape[1] + 1
+    dog_row = plain.splits["train"].paths.index(tmp_path / "pseudo" / DOG_PHOTO)
+    torch.testing.assert_close(taught.train_feats[0, [taught.train_feats.shape[1] - 1]],
+                               plain.train_feats[0, [dog_row]])

@@ -457,12 +457,7 @@ def build_context(args: argparse.Namespace, rank: int, world: int) -> Context:
         pseudo, keep = pseudo_captioned(photos, store(info, photos, args.views), head, text,
                                         args.text, progress)
         if args.teacher_captions:
-            records = json.loads(args.teacher_captions.read_text(encoding="utf-8"))
-            rows, captions = teacher_captioned(records, photos, args.teacher_min_confidence)
-            if progress:
-                print(f"teacher captions: {len(rows)} of {len(records)} photos are sure enough")
-            pseudo = CaptionSet(pseudo.paths + [photos[r] for r in rows], pseudo.captions + captions)
-            keep = np.concatenate([keep, np.array(rows, dtype=np.int64)])
+            pseudo, keep = with_teacher_captions(pseudo, keep, photos, args, progress)
         splits["train"] = CaptionSet(splits["train"].paths + pseudo.paths,
                                      splits["train"].captions + pseudo.captions)
         pseudo_count = len(pseudo)
@@ -501,6 +496,18 @@ def pseudo_captioned(photos: list[Path], feats: FeatureStore, head: TagHead, tex
     if progress:
         print(f"pseudo-captions: {len(keep)} of {feats.shape[1]} unlabeled photos have a sure tag")
     return CaptionSet([photos[i] for i in keep], [retrieved[i] for i in keep]), keep
+
+
+def with_teacher_captions(pseudo: CaptionSet, keep: np.ndarray, photos: list[Path],
+                          args: argparse.Namespace, progress: bool) -> tuple[CaptionSet, np.ndarray]:
+    """The pseudo-captioned photos and their rows, then the photos a stronger model captioned
+    surely (--teacher-captions) with its captions: self-training rows of the same photo store."""
+    records = json.loads(args.teacher_captions.read_text(encoding="utf-8"))
+    rows, captions = teacher_captioned(records, photos, args.teacher_min_confidence)
+    if progress:
+        print(f"teacher captions: {len(rows)} of {len(records)} photos are sure enough")
+    return (CaptionSet(pseudo.paths + [photos[r] for r in rows], pseudo.captions + captions),
+            np.concatenate([keep, np.array(rows, dtype=np.int64)]))
 
 
 def dev_set(folder: Path, info: EncoderInfo, fed: EncoderInfo, head: TagHead | None, cache_dir: Path,
