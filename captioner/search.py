@@ -2,8 +2,9 @@
 
 All images of a batch and all their beams advance as one (B*K)-row batch through the step
 graph. Hypotheses are length-normalised; the n best of each image come back with their
-scores and the attention map of every word. Unknown words and repeated phrases are blocked
-in the search itself, because that is where users would otherwise see them.
+scores and the attention map of every word. Unknown words, repeated phrases and repeated
+content words are blocked in the search itself, because that is where users would otherwise
+see them.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ class SearchConfig:
     length_penalty: float = 0.7  # score = logprob / len ** length_penalty
     block_ngram: int = 3  # no n-gram of this size twice; 0 turns the blocking off
     banned: Sequence[int] = ()  # token ids never produced (<pad>, <start>, <unk>)
-    # with blocking on, a word pair may not come twice unless both are function words
-    # ("in a ... in a" is English; "a bicycle on a bicycle" is not); empty: rule off
+    # with blocking on, a content word may not come twice ("in a ... in a" is English; "a couch
+    # and a white couch", "a bicycle on a bicycle" are not); empty: rule off
     function_words: frozenset[int] = frozenset()
 
 
@@ -69,17 +70,26 @@ def has_repeated_phrase(words: Sequence[str], n: int = 3) -> bool:
     return len(grams) != len(set(grams)) or len(pairs) != len(set(pairs))
 
 
-def repeated_pair_blocks(seqs: np.ndarray, function_ids: frozenset[int]
+def has_repeated_content_word(words: Sequence[str]) -> bool:
+    """True when a word that is not a function word occurs twice: what the search blocks
+    beyond repeated phrases ("a living room with a couch and a white couch")."""
+    content = [w for w in words if w not in FUNCTION_WORDS]
+    return len(content) != len(set(content))
+
+
+def repeated_word_blocks(seqs: np.ndarray, function_ids: frozenset[int]
                          ) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, tokens) that would repeat a word pair holding a content word, for all rows."""
-    if not function_ids or seqs.shape[1] < 2:
+    """(rows, tokens): every content word already in a row, for all rows.
+
+    Chosen on Flickr8k dev (beam 3, default bundle): CIDEr 0.505 -> 0.514; it also keeps a
+    content word pair from repeating, the rule it replaced (0.505)."""
+    if not function_ids or seqs.shape[1] == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    r, i = np.nonzero(seqs[:, :-1] == seqs[:, -1:])
-    follow = seqs[r, i + 1]
-    funcs = np.fromiter(function_ids, dtype=np.int64)
-    both_function = np.isin(seqs[r, -1], funcs) & np.isin(follow, funcs)
-    return r[~both_function], follow[~both_function]
+    rows = np.repeat(np.arange(seqs.shape[0]), seqs.shape[1])
+    tokens = seqs.reshape(-1)
+    content = ~np.isin(tokens, np.fromiter(function_ids, dtype=np.int64))
+    return rows[content], tokens[content]
 
 
 def _normalised(logprob: float, length: int, penalty: float) -> float:
@@ -141,8 +151,8 @@ def beam_search(
         blocked_rows, blocked_tokens = blocked_mask_rows(seqs, cfg.block_ngram)
         logp[blocked_rows, blocked_tokens] = NEG_INF
         if cfg.block_ngram > 0:
-            pair_rows, pair_tokens = repeated_pair_blocks(seqs, cfg.function_words)
-            logp[pair_rows, pair_tokens] = NEG_INF
+            word_rows, word_tokens = repeated_word_blocks(seqs, cfg.function_words)
+            logp[word_rows, word_tokens] = NEG_INF
         if t == cfg.max_length - 1:  # the last step may only end the caption
             keep = logp[:, end_id].copy()
             logp[:] = NEG_INF

@@ -11,6 +11,7 @@ from captioner.search import (
     SearchConfig,
     beam_search,
     blocked_next_tokens,
+    has_repeated_content_word,
     has_repeated_phrase,
 )
 
@@ -168,3 +169,39 @@ def test_search_blocks_a_repeated_content_pair() -> None:
     for hyp in hyps:
         assert not has_repeated_phrase([names.get(t, str(t)) for t in hyp.tokens])
     assert hyps[0].tokens == [4, 5, 6, 4]  # 'a bicycle on a' then the pair is blocked
+
+
+# 'a couch and a white couch': each pair is new, but 'couch' comes twice
+COUCH_PLAN = (4, 5, 6, 4, 7, 5)  # a couch and a white couch
+COUCH_NAMES = {4: "a", 5: "couch", 6: "and", 7: "white"}
+
+
+def _couch_loving_step(token, h, c, feats, keys):
+    """Follows COUCH_PLAN by position (carried in h[:, 0]); ending costs more than any word."""
+    logp = np.full((len(token), 9), -30.0, dtype=np.float32)
+    pos = h[:, 0].astype(np.int64)
+    for row, p in enumerate(pos):
+        if p < len(COUCH_PLAN):
+            logp[row, COUCH_PLAN[p]] = -0.05
+    logp[:, END] = -3.0
+    h_out = h.copy()
+    h_out[:, 0] += 1
+    return logp, h_out, c, np.full((len(token), N_POS), 0.25, dtype=np.float32)
+
+
+def test_search_blocks_a_repeated_content_word() -> None:
+    zeros = np.zeros((1, N_POS, 2), dtype=np.float32)
+    h0 = np.zeros((1, 3), dtype=np.float32)
+    cfg = SearchConfig(beam_size=1, max_length=10, block_ngram=3, banned=BANNED,
+                       function_words=frozenset({4, 6}))
+    (hyps,) = beam_search(_couch_loving_step, zeros, zeros, h0, h0, START, END, cfg)
+    assert hyps[0].tokens == [4, 5, 6, 4, 7]  # the second 'couch' is blocked: it ends instead
+    assert not has_repeated_content_word([COUCH_NAMES[t] for t in hyps[0].tokens])
+    unblocked = SearchConfig(beam_size=1, max_length=10, block_ngram=0, banned=BANNED)
+    (free,) = beam_search(_couch_loving_step, zeros, zeros, h0, h0, START, END, unblocked)
+    assert free[0].tokens == list(COUCH_PLAN)
+
+
+def test_has_repeated_content_word() -> None:
+    assert has_repeated_content_word("a couch and a white couch".split())
+    assert not has_repeated_content_word("a man in a red shirt stands in a field".split())
