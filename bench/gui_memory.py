@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,26 +117,13 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
 
-    from PySide6.QtWidgets import QApplication
-
-    from bench.window import open_window
     from captioner.session import Provider
     from gui.app import make_app
+    from gui.scripted import open_window, settle, wait_for_model, wait_until
     from gui.settings import AppSettings
 
     bundle = args.bundle or tiny_bundle()
     app = make_app([])
-
-    def wait(condition: Callable[[], bool], timeout: float, what: str,
-             tick: Callable[[], None] | None = None) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise SystemExit(f"timed out waiting for {what}")
-            app.processEvents()
-            if tick is not None:
-                tick()
-            time.sleep(0.005)
 
     with tempfile.TemporaryDirectory(prefix="gui-memory-") as tmp:
         folder = Path(tmp) / "photos"
@@ -148,11 +134,8 @@ def main() -> int:
               flush=True)
         settings = AppSettings(bundle_dir=str(bundle), batch_size=args.batch_size, provider=Provider.CPU)
         window = open_window(settings, Path(tmp) / "settings.ini", (1400, 900))
-        wait(lambda: window.models.state.value in ("ready", "error"), 300, "the model")
-        if window.models.state.value != "ready":
-            raise SystemExit(f"the model did not load: {window.banner.label.text()}")
-        for _ in range(50):
-            app.processEvents()
+        wait_for_model(window, 300)
+        settle(0.1)
         gc.collect()
         rows: list[tuple[str, float, float]] = []
 
@@ -166,7 +149,8 @@ def main() -> int:
         t0 = time.monotonic()
         window.open_paths([folder])
         model = window.page.model
-        wait(lambda: model.rowCount() == args.count and not window.photos.is_scanning(), 300, "the folder")
+        wait_until(lambda: model.rowCount() == args.count and not window.photos.is_scanning(), 300,
+                   "the folder")
         print(f"opened in {time.monotonic() - t0:.1f} s", flush=True)
         record("folder opened")
 
@@ -176,15 +160,13 @@ def main() -> int:
             bar = grid.verticalScrollBar()
             for value in range(0, bar.maximum() + bar.pageStep(), max(1, bar.pageStep())):
                 bar.setValue(value)
-                for _ in range(20):
-                    app.processEvents()
-                    time.sleep(0.002)
+                settle(0.04)
 
         for n in range(1, args.passes + 1):
             peak = Peak()
             t0 = time.monotonic()
             window.photos.caption_all()
-            wait(lambda: not window.captions.is_running(), 3600, "captioning", tick=peak.sample)
+            wait_until(lambda: not window.captions.is_running(), 3600, "captioning", tick=peak.sample)
             took = time.monotonic() - t0
             captioned = sum(1 for item in model.items() if item.has_caption)
             print(f"pass {n}: {captioned} of {args.count} captioned in {took:.0f} s "
@@ -195,7 +177,7 @@ def main() -> int:
             record(f"pass {n} end (after scrolling all)")
         window.shutdown()
         window.close()
-        QApplication.processEvents()
+        app.processEvents()
     start, end = rows[0], rows[-1]
     print(f"window RSS: {start[1]:.0f} MB at start, {end[1]:.0f} MB at the end "
           f"({end[1] - start[1]:+.0f} MB) for {args.count} photos; caption process "

@@ -27,11 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-from PySide6.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
+from PySide6.QtCore import Qt, QTimer  # noqa: E402
 
-from bench.window import open_window  # noqa: E402
 from gui.app import make_app  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
+from gui.scripted import open_window, settle, wait_for_model, wait_until  # noqa: E402
 from gui.settings import AppSettings  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "data" / "flickr8k" / "images"
@@ -68,22 +68,6 @@ class Heartbeat:
         return gaps[np.array(keep, dtype=bool)] if len(gaps) else gaps
 
 
-def wait(condition, timeout_s: float) -> None:
-    """Run the event loop until `condition` holds, checking it every 20 ms (no busy spinning:
-    a spinning loop would steal the very CPU time this benchmark measures)."""
-    loop = QEventLoop()
-    check = QTimer()
-    check.setInterval(20)
-    check.timeout.connect(lambda: loop.quit() if condition() else None)
-    end = time.perf_counter() + timeout_s
-    while not condition():
-        if time.perf_counter() > end:
-            raise TimeoutError("timed out")
-        check.start()
-        loop.exec()
-    check.stop()
-
-
 def browse(window: MainWindow) -> None:
     """What a person does meanwhile: next image, pin its second word."""
     window.page.step(1)
@@ -100,15 +84,12 @@ def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         settings = AppSettings(bundle_dir=str(bundle), batch_size=args.batch_size, beam_size=args.beam)
         window = open_window(settings, Path(tmp) / "settings.ini", (1500, 920))
-        wait(lambda: window.models.state.value in ("ready", "error"), 120)
-        if window.models.captioner is None:
-            sys.exit(f"model did not load: {window.model_message}")
+        wait_for_model(window, 120)
         beat = Heartbeat(args.interval_ms)
         beat.timer.start()
         if args.baseline:  # the same window doing nothing: what the machine alone costs
             beat.phase = "caption"
-            idle_until = time.perf_counter() + args.baseline
-            wait(lambda: time.perf_counter() > idle_until, args.baseline + 5)
+            settle(args.baseline)
             beat.timer.stop()
             window.close()
             gaps = beat.gaps()
@@ -123,16 +104,17 @@ def run(args: argparse.Namespace) -> dict:
         beat.phase = "open"
         started, gui_cpu = time.perf_counter(), time.thread_time()
         window.open_paths(photos)
-        wait(lambda: window.page.model.rowCount() == len(photos) and not window.photos.is_scanning(), 60)
+        wait_until(lambda: window.page.model.rowCount() == len(photos) and not window.photos.is_scanning(),
+                   60, "the photos to open")
         if not args.no_browse:
             browsing.start()
         beat.phase = "caption"
         caption_start = time.perf_counter()
         window.photos.caption_all()
-        wait(lambda: not window.captions.is_running(), 3600)
+        wait_until(lambda: not window.captions.is_running(), 3600, "captioning")
         caption_s = time.perf_counter() - caption_start
         beat.phase = "settle"
-        wait(lambda: window.page.thumbnails.pending() == 0, 30)
+        wait_until(lambda: window.page.thumbnails.pending() == 0, 30, "the thumbnails")
         browsing.stop()
         beat.timer.stop()
         total_s = time.perf_counter() - started

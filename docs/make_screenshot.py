@@ -12,40 +12,26 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication
+from gui.app import make_app
+from gui.main_window import MainWindow
+from gui.scripted import open_window, settle, wait_for_model, wait_until
+from gui.settings import AppSettings
 
 ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT_S = 120.0
 
 
-def wait(app: QApplication, done, timeout: float = 120.0) -> None:
-    end = time.time() + timeout
-    while not done():
-        if time.time() > end:
-            raise TimeoutError("the window did not get there in time")
-        app.processEvents()
-        time.sleep(0.01)
-
-
-def settle(app: QApplication, seconds: float = 2.0) -> None:
-    """Let thumbnails and previews arrive from their loader threads."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        app.processEvents()
-        time.sleep(0.02)
-
-
-def show_video(app: QApplication, window, video: Path, out: Path) -> None:
+def show_video(window: MainWindow, video: Path, out: Path) -> None:
+    """The Video tab after captioning `video`, its third segment selected."""
     panel = window.video_panel
     window.tabs.setCurrentWidget(panel)
     panel.every.setValue(5.0)
     panel.open_video(video)
-    wait(app, lambda: panel.model.rowCount() > 0 and not panel.is_running())
+    wait_until(lambda: panel.model.rowCount() > 0 and not panel.is_running(), TIMEOUT_S, "the video")
     panel.table.selectRow(min(2, panel.model.rowCount() - 1))  # its frame shows beside the list
-    settle(app)
+    settle()
     window.grab().save(str(out))
     print(f"{out}: {video.name}: {panel.model.rowCount()} segments")
     window.captions.shutdown()
@@ -62,37 +48,30 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs/screenshot.png")
     args = parser.parse_args()
 
-    app = QApplication.instance() or QApplication([])
-    from gui.main_window import MainWindow
-    from gui.settings import AppSettings, settings_store
-
+    make_app([])  # the app's own QApplication setup, so the window looks as a person sees it
     if args.folder is not None:
         paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     else:
         names = (args.data / "Flickr_8k.testImages.txt").read_text().split()
         paths = [args.data / "images" / n for n in names if (args.data / "images" / n).is_file()]
     with tempfile.TemporaryDirectory() as tmp:
-        store: QSettings = settings_store(Path(tmp) / "settings.ini")
-        AppSettings().save(store)
-        window = MainWindow(store)
-        window.confirm_close = False
-        window.resize(1400, 860)
-        window.show()
-        wait(app, lambda: window.models.state.value == "ready")
+        window = open_window(AppSettings(), Path(tmp) / "settings.ini", (1400, 860))
+        wait_for_model(window, TIMEOUT_S)
         if args.video is not None:
-            show_video(app, window, args.video, args.out)
+            show_video(window, args.video, args.out)
             return
         window.open_paths(paths[: args.photos])
-        wait(app, lambda: window.page.model.rowCount() == args.photos and not window.photos.is_scanning())
+        wait_until(lambda: window.page.model.rowCount() == args.photos and not window.photos.is_scanning(),
+                   TIMEOUT_S, "the photos to open")
         window.actions_by_name["caption_all"].trigger()
-        wait(app, lambda: not window.captions.is_running())
+        wait_until(lambda: not window.captions.is_running(), TIMEOUT_S, "captioning")
         items = window.page.model.items()
         chosen = next((i for i in items if i.result and args.word in i.result.words), items[0])
         window.page.select_item(chosen)
-        wait(app, lambda: window.page.current_item() is chosen)
+        wait_until(lambda: window.page.current_item() is chosen, TIMEOUT_S, "the chosen photo")
         if chosen.result and args.word in chosen.result.words:
             window.page.pin_word(chosen.result.words.index(args.word))
-        settle(app)
+        settle()
         window.grab().save(str(args.out))
         print(f"{args.out}: {chosen.path.name}: {chosen.caption!r}")
         window.captions.shutdown()
