@@ -30,6 +30,32 @@ def test_trunk_then_top_is_the_whole_backbone() -> None:
     torch.testing.assert_close(grid.flatten(2).transpose(1, 2), whole)
 
 
+def _changed_top(blocks: int, scale: float) -> dict[str, torch.Tensor]:
+    """A top of `blocks` tuned blocks whose head differs visibly from ImageNet's."""
+    top = make_top(LITE0, blocks)
+    with torch.no_grad():
+        top.top.conv_head.weight.mul_(scale)
+    return top.state_dict()
+
+
+def test_members_that_tuned_different_block_counts_each_get_their_own_grid() -> None:
+    """An ensemble of a checkpoint that tuned 3 blocks, one that tuned 1 and a frozen one: one
+    trunk (cut before the 3), and each member's grid is what its own backbone alone gives."""
+    image = torch.randn(1, 3, 224, 224)
+    deep, shallow = _changed_top(3, 1.5), _changed_top(1, 0.5)
+    with torch.no_grad():
+        grids, tags = tuned_backbone(LITE0, [(deep, 3), (shallow, 1), None])(image)
+        deep_alone, frozen = tuned_backbone(LITE0, [(deep, 3)])(image)
+        shallow_alone, _ = tuned_backbone(LITE0, [(shallow, 1)])(image)
+    channels = frozen.shape[1]
+    assert grids.shape[1] == 3 * channels
+    torch.testing.assert_close(grids[:, :channels], deep_alone)
+    torch.testing.assert_close(grids[:, channels:2 * channels], shallow_alone)
+    torch.testing.assert_close(grids[:, 2 * channels:], frozen)
+    torch.testing.assert_close(tags, frozen)
+    assert not torch.allclose(deep_alone, shallow_alone)
+
+
 def test_tuned_blocks_keep_imagenet_batch_norm_statistics() -> None:
     top = make_top(LITE0, 1)
     before = top.top.bn1.running_mean.clone()

@@ -53,8 +53,17 @@ class LiteTop(nn.Module):
         return self  # always in eval mode: see the class docstring
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.through_blocks(x)[-1])
+
+    def through_blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The input and the activation after each block (a top that tunes fewer blocks starts
+        from one of them)."""
+        acts = [x]
         for block in self.blocks:
-            x = block(x)
+            acts.append(block(acts[-1]))
+        return acts
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
         return torch.clamp(self.bn1(self.conv_head(x)), 0.0, 6.0)
 
 
@@ -114,13 +123,16 @@ TunedTopState = tuple[dict[str, torch.Tensor], int]  # a tuned top's weights and
 class TunedBackbone(nn.Module):
     """image -> (the decoder's grid, the tags' grid): the trunk once, the frozen last blocks
     (for the tags, and for any decoder that reads the frozen grid) and each tuned top. With
-    several decoders (an ensemble) their grids lie side by side along the channels."""
+    several decoders (an ensemble) their grids lie side by side along the channels; a top that
+    tuned fewer blocks than the deepest one starts after the frozen blocks it left alone."""
 
     def __init__(self, trunk: LiteTrunk, frozen: LiteTop, tuned: list[TokenTop | None], blocks: int
                  ) -> None:
         super().__init__()
         self.trunk, self.frozen, self.blocks = trunk, frozen, blocks
         self.tuned = nn.ModuleList([top for top in tuned if top is not None])
+        # how many frozen blocks each tuned top comes after (0 for the deepest)
+        self.starts = [blocks - len(cast(TokenTop, top).top.blocks) for top in self.tuned]
         positions = iter(range(len(self.tuned)))
         self.order = [-1 if top is None else next(positions) for top in tuned]  # -1: frozen
 
@@ -132,27 +144,28 @@ class TunedBackbone(nn.Module):
         return cast(TokenTop, self.tuned[0])
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.trunk(image)
-        frozen = self.frozen(x)
-        grids = [frozen if i < 0 else cast(TokenTop, self.tuned[i]).top(x) for i in self.order]
+        acts = self.frozen.through_blocks(self.trunk(image))
+        frozen = self.frozen.head(acts[-1])
+        grids = [frozen if i < 0 else cast(TokenTop, self.tuned[i]).top(acts[self.starts[i]])
+                 for i in self.order]
         return torch.cat(grids, dim=1) if len(grids) > 1 else grids[0], frozen
 
 
 def tuned_backbone(info: EncoderInfo, members: list[TunedTopState | None]) -> TunedBackbone:
     """The exportable backbone of one checkpoint whose last blocks were fine-tuned, or of an
-    ensemble of checkpoints (None: that one read the frozen grid). The tuned ones must have
-    tuned the same number of blocks."""
-    counts = {entry[1] for entry in members if entry is not None}
-    if len(counts) != 1:
-        raise ValueError("the tuned checkpoints must have tuned the same number of blocks (at least one)")
-    (blocks,) = counts
+    ensemble of checkpoints (None: that one read the frozen grid; the tuned ones may have tuned
+    different numbers of blocks: the trunk stops before the most)."""
+    counts = [entry[1] for entry in members if entry is not None]
+    if not counts or min(counts) < 1:
+        raise ValueError("a tuned backbone needs a checkpoint that tuned at least one block")
+    blocks = max(counts)
     net = lite_net(info)
     cut = _cut(net, blocks)
     tops: list[TokenTop | None] = []
     for entry in members:
         top = None
         if entry is not None:
-            top = make_top(info, blocks)
+            top = make_top(info, entry[1])
             top.load_state_dict(entry[0])
         tops.append(top)
     return TunedBackbone(LiteTrunk(net, cut), LiteTop(copy.deepcopy(net), cut), tops, blocks).eval()
